@@ -1,0 +1,302 @@
+/**
+ * A simulated cluster: Multi-Paxos replicas (the production core, unchanged) driven by a simulated
+ * driver over a faulty network with virtual time. Each node keeps a `MemoryLogStore` that survives
+ * crashes; a crash loses everything the driver had not yet persisted, and every message of a Ready
+ * whose persist had not completed.
+ *
+ * The driver enforces the `Ready` contract: persist (after a simulated disk latency) → send →
+ * apply, one Ready at a time, applied slots contiguous and exactly once per incarnation.
+ */
+import { assert } from '../core/assert.js';
+import { type Ballot, type NodeId, formatBallot } from '../core/ballot.js';
+import type { Command } from '../core/command.js';
+import { Prng } from '../core/prng.js';
+import { Configuration, StaticConfiguration } from '../core/quorum/majority.js';
+import { DEFAULT_REPLICA_OPTIONS, Replica, type ReplicaOptions, entryKey } from '../core/multipaxos/replica.js';
+import type { CommittedEntry, Message, PersistentState, Ready } from '../core/multipaxos/types.js';
+import { MemoryLogStore } from '../storage/memory.js';
+import { AgreementOracle } from '../check/agreement.js';
+import { EventQueue } from './event-queue.js';
+
+/** Builds a replica; tests pass a factory that makes a deliberately broken one. */
+export type ReplicaFactory = (options: ReplicaOptions, state: PersistentState | undefined) => Replica;
+
+export const defaultReplicaFactory: ReplicaFactory = (options, state) => new Replica(options, state);
+
+/** What the cluster tells the code above it (clients, scenarios) when a node applies an entry. */
+export interface ApplyListener {
+  onApply(node: NodeId, entry: CommittedEntry): void;
+}
+
+export interface NetworkFaults {
+  lossProbability: number;
+  duplicateProbability: number;
+  delayUsMin: number;
+  delayUsMax: number;
+}
+
+export const RELIABLE_NETWORK: NetworkFaults = { lossProbability: 0, duplicateProbability: 0, delayUsMin: 100, delayUsMax: 2_000 };
+
+export interface ClusterOptions {
+  readonly seed: number;
+  readonly nodeCount: number;
+  readonly tickUs: number;
+  readonly diskLatencyUsMin: number;
+  readonly diskLatencyUsMax: number;
+  readonly replicaOptions?: Partial<Omit<ReplicaOptions, 'nodeId' | 'configuration' | 'random'>>;
+  readonly replicaFactory?: ReplicaFactory;
+  readonly trace?: (line: string) => void;
+}
+
+/** One simulated node: its replica, its durable store and its driver state. */
+export class SimNode {
+  replica: Replica | null = null;
+  readonly store = new MemoryLogStore();
+  up = false;
+  /** Bumped on every crash so that completions scheduled before it are discarded. */
+  incarnation = 0;
+  busy = false;
+  appliedThrough = 0;
+
+  constructor(readonly id: NodeId) {}
+}
+
+export class SimCluster {
+  readonly queue = new EventQueue();
+  readonly random: Prng;
+  readonly nodes = new Map<NodeId, SimNode>();
+  readonly configuration: Configuration;
+  readonly oracle: AgreementOracle;
+  network: NetworkFaults = RELIABLE_NETWORK;
+  /** blocked.has(`${from}>${to}`): messages from `from` to `to` are dropped (partitions). */
+  readonly blocked = new Set<string>();
+  readonly listeners: ApplyListener[] = [];
+  messagesSent = 0;
+  messagesDelivered = 0;
+  private readonly nodeRandom = new Map<NodeId, Prng>();
+
+  constructor(readonly options: ClusterOptions) {
+    this.random = new Prng(options.seed);
+    const ids = Array.from({ length: options.nodeCount }, (_, index) => index + 1);
+    this.configuration = new Configuration(ids);
+    this.oracle = new AgreementOracle(this.configuration.quorumSize);
+    for (const id of ids) {
+      this.nodes.set(id, new SimNode(id));
+      this.nodeRandom.set(id, this.random.fork());
+    }
+  }
+
+  get now(): number {
+    return this.queue.now;
+  }
+
+  node(id: NodeId): SimNode {
+    const node = this.nodes.get(id);
+    assert(node !== undefined, `no node ${id}`);
+    return node;
+  }
+
+  /** Starts every node and its tick timer (staggered so nodes do not tick in lock step). */
+  start(): void {
+    for (const node of this.nodes.values()) {
+      this.boot(node);
+      this.queue.after(this.random.int(0, this.options.tickUs), () => this.tickLoop(node));
+    }
+  }
+
+  private tickLoop(node: SimNode): void {
+    if (node.up && node.replica !== null) {
+      node.replica.tick();
+      this.pump(node);
+    }
+    this.queue.after(this.options.tickUs, () => this.tickLoop(node));
+  }
+
+  /** Creates the node's replica from its durable state (a fresh start or a restart). */
+  boot(node: SimNode): void {
+    assert(!node.up, 'boot only a stopped node');
+    const random = this.nodeRandom.get(node.id) as Prng;
+    const options: ReplicaOptions = {
+      ...DEFAULT_REPLICA_OPTIONS,
+      ...this.options.replicaOptions,
+      nodeId: node.id,
+      configuration: new StaticConfiguration(this.configuration),
+      random,
+    };
+    const factory = this.options.replicaFactory ?? defaultReplicaFactory;
+    const state = node.incarnation === 0 ? undefined : node.store.state();
+    node.replica = factory(options, state);
+    if (this.options.trace !== undefined) {
+      const trace = this.options.trace;
+      node.replica.observer = { trace: (line) => trace(`${this.stamp()} ${line}`) };
+    }
+    node.up = true;
+    node.busy = false;
+    node.appliedThrough = 0;
+    this.pump(node);
+  }
+
+  /** Stops a node at once: un-persisted effects and in-flight Ready work are lost. */
+  crash(node: SimNode): void {
+    if (!node.up) return;
+    this.traceLine(`CRASH n${node.id}`);
+    node.up = false;
+    node.replica = null;
+    node.incarnation += 1;
+    node.busy = false;
+  }
+
+  restart(node: SimNode): void {
+    if (node.up) return;
+    this.traceLine(`RESTART n${node.id}`);
+    this.boot(node);
+  }
+
+  /** Runs the node's Ready loop: one batch at a time, persist → send → apply. */
+  pump(node: SimNode): void {
+    const replica = node.replica;
+    if (!node.up || node.busy || replica === null || !replica.hasReady()) return;
+    const ready = replica.ready();
+    node.busy = true;
+    const incarnation = node.incarnation;
+    if (ready.persist.length === 0) {
+      this.complete(node, ready, incarnation);
+      return;
+    }
+    const latency = this.random.int(this.options.diskLatencyUsMin, this.options.diskLatencyUsMax + 1);
+    this.queue.after(latency, () => this.complete(node, ready, incarnation));
+  }
+
+  private complete(node: SimNode, ready: Ready, incarnation: number): void {
+    if (node.incarnation !== incarnation) return; // crashed before the disk finished: all lost
+    for (const record of ready.persist) {
+      const entry = node.store.apply(record);
+      if (entry === null) continue;
+      const key = entryKey(entry.value);
+      if (record.type === 'accept') this.oracle.onAccepted(node.id, entry.slot, entry.ballot, key);
+      else this.oracle.onMarkedChosen(node.id, entry.slot, key);
+    }
+    // Persisted: now the messages may leave.
+    for (const message of ready.send) this.send(message);
+    for (const entry of ready.apply) {
+      assert(entry.slot === node.appliedThrough + 1, 'entries are applied in log order, exactly once');
+      node.appliedThrough = entry.slot;
+      this.oracle.onApplied(node.id, entry.slot, entryKey(entry.value));
+      for (const listener of this.listeners) listener.onApply(node.id, entry);
+    }
+    node.busy = false;
+    this.pump(node);
+  }
+
+  /** Puts a message on the simulated network: loss, duplication, delay (hence reordering), partitions. */
+  send(message: Message): void {
+    this.messagesSent += 1;
+    const network = this.network;
+    if (this.blocked.has(`${message.from}>${message.to}`)) return;
+    if (network.lossProbability > 0 && this.random.chance(network.lossProbability)) return;
+    const copies = network.duplicateProbability > 0 && this.random.chance(network.duplicateProbability) ? 2 : 1;
+    for (let copy = 0; copy < copies; copy += 1) {
+      const delay = this.random.int(network.delayUsMin, network.delayUsMax + 1);
+      this.queue.after(delay, () => this.deliver(message));
+    }
+  }
+
+  private deliver(message: Message): void {
+    const node = this.node(message.to);
+    if (!node.up || node.replica === null) return;
+    if (this.blocked.has(`${message.from}>${message.to}`)) return; // cut while in flight
+    this.messagesDelivered += 1;
+    if (this.options.trace !== undefined) this.traceLine(`deliver ${describeMessage(message)}`);
+    node.replica.step(message);
+    this.pump(node);
+  }
+
+  /** Proposes a command at a node, as a client request arriving there would. */
+  propose(nodeId: NodeId, command: Command): ReturnType<Replica['propose']> {
+    const node = this.node(nodeId);
+    if (!node.up || node.replica === null) return { ok: false, error: 'not_leader', leaderHint: null };
+    const result = node.replica.propose(command);
+    this.pump(node);
+    return result;
+  }
+
+  /** The node that currently serves as leader, if exactly one does. */
+  servingLeader(): SimNode | null {
+    let found: SimNode | null = null;
+    for (const node of this.nodes.values()) {
+      if (node.up && node.replica?.isServing() === true) {
+        if (found !== null) return null;
+        found = node;
+      }
+    }
+    return found;
+  }
+
+  // ----------------------------------------------------------- partitions
+
+  /** Cuts the link from `from` to `to` (one way). */
+  cut(from: NodeId, to: NodeId): void {
+    this.blocked.add(`${from}>${to}`);
+  }
+
+  /** Splits the nodes into two groups that cannot talk to each other. */
+  partition(groupA: readonly NodeId[], groupB: readonly NodeId[]): void {
+    for (const a of groupA) {
+      for (const b of groupB) {
+        this.cut(a, b);
+        this.cut(b, a);
+      }
+    }
+  }
+
+  heal(): void {
+    this.blocked.clear();
+  }
+
+  /** Runs events until virtual time `until`; bounded by `eventsMax` as a runaway guard. */
+  runUntil(until: number, eventsMax = 50_000_000): void {
+    let events = 0;
+    while (this.queue.runNext(until)) {
+      events += 1;
+      assert(events <= eventsMax, 'simulation exceeded its event budget');
+    }
+    if (this.queue.now < until) this.queue.advanceTo(until);
+  }
+
+  stamp(): string {
+    return `[${(this.queue.now / 1000).toFixed(3).padStart(9)}ms]`;
+  }
+
+  traceLine(line: string): void {
+    if (this.options.trace !== undefined) this.options.trace(`${this.stamp()} ${line}`);
+  }
+}
+
+/** A one-line description of a message for traces. */
+export function describeMessage(message: Message): string {
+  const head = `n${message.from}->n${message.to} ${message.type}`;
+  switch (message.type) {
+    case 'prepare':
+      return `${head}(${ballotText(message.ballot)}, from slot ${message.firstUnchosen})`;
+    case 'promise':
+      return `${head}(${ballotText(message.ballot)}, ${message.entries.length} entries, max ${message.maxSlot})`;
+    case 'accept':
+      return `${head}(${ballotText(message.ballot)}, slots ${message.entries.map((entry) => entry.slot).join(',')}, commit<${message.commitIndex})`;
+    case 'accepted':
+      return `${head}(${ballotText(message.ballot)}, slots ${message.slots.join(',')})`;
+    case 'nack':
+      return `${head}(${ballotText(message.ballot)}, promised ${ballotText(message.promised)})`;
+    case 'heartbeat':
+      return `${head}(${ballotText(message.ballot)}, commit<${message.commitIndex})`;
+    case 'heartbeat-ack':
+      return `${head}(${ballotText(message.ballot)}, firstUnchosen ${message.firstUnchosen})`;
+    case 'learn':
+      return `${head}(slots ${message.slots.slice(0, 8).join(',')}${message.slots.length > 8 ? ',…' : ''})`;
+    case 'learned':
+      return `${head}(${message.entries.length} entries)`;
+  }
+}
+
+function ballotText(ballot: Ballot): string {
+  return formatBallot(ballot);
+}

@@ -1,0 +1,380 @@
+/**
+ * One seeded simulation run, in two phases as TigerBeetle's simulator does:
+ * 1. faults: clients issue put/get/cas/delete while the network loses, duplicates, delays and
+ *    reorders messages, partitions come and go (symmetric, one-way, isolating one node) and nodes
+ *    crash and restart;
+ * 2. liveness: everything heals (all nodes up, no partitions, no loss) and every pending client
+ *    operation must complete within a bounded virtual time, after which all replicas must converge.
+ * Then the checkers run: agreement (the oracle, throughout), replica consistency (applied
+ * sequences agree, state machines converge), and linearizability of the client history.
+ */
+import { assert } from '../core/assert.js';
+import type { NodeId } from '../core/ballot.js';
+import type { Command } from '../core/command.js';
+import type { Prng } from '../core/prng.js';
+import type { CommittedEntry } from '../core/multipaxos/types.js';
+import { checkLinearizability } from '../check/linearizability.js';
+import type { HistoryOp, JsonValue } from '../check/history.js';
+import { KvStateMachine } from '../kv/state-machine.js';
+import { type KvOperation, type KvResult, encodeOperation } from '../kv/ops.js';
+import { type ReplicaFactory, RELIABLE_NETWORK, SimCluster, type SimNode } from './cluster.js';
+
+export interface SimulationOptions {
+  readonly seed: number;
+  readonly nodeCount: number;
+  readonly clientCount: number;
+  readonly keyCount: number;
+  /** Virtual length of the fault phase. */
+  readonly faultPhaseUs: number;
+  /** Bound on the liveness phase: every pending operation must finish within it. */
+  readonly livenessPhaseUs: number;
+  /** Whether faults are injected at all (`false`: a fault-free run, for benchmarks and baselines). */
+  readonly faults: boolean;
+  readonly replicaFactory?: ReplicaFactory;
+  readonly trace?: (line: string) => void;
+}
+
+export const DEFAULT_SIMULATION_OPTIONS: Omit<SimulationOptions, 'seed'> = {
+  nodeCount: 3,
+  clientCount: 4,
+  keyCount: 4,
+  faultPhaseUs: 3_000_000,
+  livenessPhaseUs: 15_000_000,
+  faults: true,
+};
+
+export interface SimulationResult {
+  readonly seed: number;
+  /** Client operations with a definite outcome. */
+  readonly ops: number;
+  /** Client operations whose outcome stayed unknown (abandoned after retries). */
+  readonly unknownOps: number;
+  readonly violations: readonly string[];
+  readonly livenessFailure: string | null;
+  readonly history: readonly HistoryOp[];
+  readonly virtualUs: number;
+  readonly faultsInjected: number;
+  readonly messagesDelivered: number;
+}
+
+/** Timing of the simulated world, in microseconds of virtual time. */
+const TICK_US = 10_000;
+const REQUEST_TIMEOUT_US = 400_000;
+/** A client abandons an operation (outcome unknown) after this many timed-out attempts. */
+const CLIENT_TIMEOUTS_MAX = 6;
+const SETTLE_US = 2_000_000;
+
+interface PendingOp {
+  readonly history: {
+    client: number;
+    op: HistoryOp['op'];
+    key: string;
+    value?: JsonValue;
+    expected?: JsonValue;
+    call: number;
+  };
+  readonly command: Command;
+  /** Attempts that timed out (an answered `not_leader` does not count: it proposed nothing). */
+  timeouts: number;
+  attemptTimer: number;
+}
+
+/** A closed-loop client: one operation at a time, retried with the same (clientId, seq). */
+class SimClient {
+  readonly clientId: string;
+  seq = 0;
+  pending: PendingOp | null = null;
+  target: NodeId;
+  writes = 0;
+  stopped = false;
+
+  constructor(
+    readonly index: number,
+    nodeCount: number,
+  ) {
+    this.clientId = `c${index}`;
+    this.target = (index % nodeCount) + 1;
+  }
+}
+
+export class Simulation {
+  readonly cluster: SimCluster;
+  private readonly random: Prng;
+  private readonly clients: SimClient[] = [];
+  /** (clientId:seq) -> client waiting, per node: the node answers when it applies the command. */
+  private readonly waiting = new Map<NodeId, Map<string, SimClient>>();
+  private readonly stateMachines = new Map<NodeId, KvStateMachine>();
+  private readonly history: HistoryOp[] = [];
+  private faultsInjected = 0;
+  private inFaultPhase = true;
+
+  constructor(readonly options: SimulationOptions) {
+    this.cluster = new SimCluster({
+      seed: options.seed,
+      nodeCount: options.nodeCount,
+      tickUs: TICK_US,
+      diskLatencyUsMin: 50,
+      diskLatencyUsMax: 1_500,
+      ...(options.replicaFactory === undefined ? {} : { replicaFactory: options.replicaFactory }),
+      ...(options.trace === undefined ? {} : { trace: options.trace }),
+    });
+    this.random = this.cluster.random.fork();
+    for (let index = 0; index < options.clientCount; index += 1) this.clients.push(new SimClient(index, options.nodeCount));
+    for (const id of this.cluster.nodes.keys()) {
+      this.waiting.set(id, new Map());
+      this.stateMachines.set(id, new KvStateMachine());
+    }
+    this.cluster.listeners.push({ onApply: (node, entry) => this.onApply(node, entry) });
+  }
+
+  run(): SimulationResult {
+    const cluster = this.cluster;
+    if (this.options.faults) {
+      cluster.network = { lossProbability: 0.05, duplicateProbability: 0.03, delayUsMin: 100, delayUsMax: 12_000 };
+    }
+    this.startNodes();
+    for (const client of this.clients) cluster.queue.after(this.random.int(0, 50_000), () => this.nextOperation(client));
+    if (this.options.faults) this.scheduleFault();
+    const faultEnd = this.options.faultPhaseUs;
+    cluster.runUntil(faultEnd);
+    this.beginLivenessPhase();
+    const deadline = faultEnd + this.options.livenessPhaseUs;
+    let livenessFailure: string | null = null;
+    while (cluster.now < deadline && this.clients.some((client) => client.pending !== null)) {
+      cluster.runUntil(Math.min(deadline, cluster.now + 100_000));
+    }
+    const stuck = this.clients.filter((client) => client.pending !== null);
+    if (stuck.length > 0) {
+      livenessFailure = `${stuck.length} client operation(s) still pending ${this.options.livenessPhaseUs / 1e6}s after healing`;
+    } else {
+      cluster.runUntil(cluster.now + SETTLE_US);
+      livenessFailure = this.convergenceFailure();
+    }
+    for (const client of this.clients) if (client.pending !== null) this.finish(client, null, 'pending at end of run');
+    return this.result(livenessFailure);
+  }
+
+  private startNodes(): void {
+    this.cluster.start();
+  }
+
+  private resetStateMachine(node: SimNode): void {
+    this.stateMachines.set(node.id, new KvStateMachine());
+    (this.waiting.get(node.id) as Map<string, SimClient>).clear();
+  }
+
+  // --------------------------------------------------------------- clients
+
+  private nextOperation(client: SimClient): void {
+    if (!this.inFaultPhase || client.stopped) return;
+    client.seq += 1;
+    const key = `k${this.random.int(0, this.options.keyCount)}`;
+    const roll = this.random.next();
+    let operation: KvOperation;
+    const history: PendingOp['history'] = { client: client.index, op: 'get', key, call: this.cluster.now };
+    if (roll < 0.4) {
+      client.writes += 1;
+      const value = `${client.clientId}-${client.writes}`;
+      operation = { type: 'put', key, value };
+      Object.assign(history, { op: 'put', value });
+    } else if (roll < 0.75) {
+      operation = { type: 'get', key };
+    } else if (roll < 0.9) {
+      client.writes += 1;
+      const value = `${client.clientId}-${client.writes}`;
+      const expected = this.random.chance(0.3) ? null : `c${this.random.int(0, this.options.clientCount)}-${this.random.int(1, client.writes + 1)}`;
+      operation = { type: 'cas', key, value, expectedValue: expected };
+      Object.assign(history, { op: 'cas', value, expected });
+    } else {
+      operation = { type: 'delete', key };
+      history.op = 'delete';
+    }
+    const command: Command = { clientId: client.clientId, seq: client.seq, payload: encodeOperation(operation) };
+    client.pending = { history, command, timeouts: 0, attemptTimer: 0 };
+    this.attempt(client);
+  }
+
+  /** Sends the pending command to the client's target node over the (lossy) client link. */
+  private attempt(client: SimClient): void {
+    const pending = client.pending;
+    if (pending === null) return;
+    pending.attemptTimer += 1;
+    const timer = pending.attemptTimer;
+    const target = client.target;
+    this.clientHop(() => this.receiveRequest(target, client, pending.command));
+    this.cluster.queue.after(REQUEST_TIMEOUT_US, () => {
+      if (client.pending !== pending || pending.attemptTimer !== timer) return;
+      pending.timeouts += 1;
+      this.retry(client, null);
+    });
+  }
+
+  private retry(client: SimClient, hint: NodeId | null): void {
+    const pending = client.pending;
+    if (pending === null) return;
+    if (this.inFaultPhase && pending.timeouts >= CLIENT_TIMEOUTS_MAX) {
+      this.finish(client, null, 'gave up after retries');
+      return;
+    }
+    client.target = hint ?? (client.target % this.options.nodeCount) + 1;
+    const delay = hint === null ? this.random.int(10_000, 50_000) : this.random.int(100, 2_000);
+    const timer = pending.attemptTimer;
+    this.cluster.queue.after(delay, () => {
+      if (client.pending === pending && pending.attemptTimer === timer) this.attempt(client);
+    });
+  }
+
+  /** Client <-> node messages: delayed, and lost with the network's loss probability. */
+  private clientHop(deliver: () => void): void {
+    const network = this.cluster.network;
+    if (network.lossProbability > 0 && this.random.chance(network.lossProbability)) return;
+    this.cluster.queue.after(this.random.int(network.delayUsMin, network.delayUsMax + 1), deliver);
+  }
+
+  private receiveRequest(nodeId: NodeId, client: SimClient, command: Command): void {
+    const result = this.cluster.propose(nodeId, command);
+    const node = this.cluster.node(nodeId);
+    if (result.ok) {
+      (this.waiting.get(nodeId) as Map<string, SimClient>).set(`${command.clientId}:${command.seq}`, client);
+      return;
+    }
+    if (!node.up) return; // a down node answers nothing
+    this.clientHop(() => {
+      if (client.pending?.command !== command) return;
+      this.retry(client, result.leaderHint === nodeId ? null : result.leaderHint);
+    });
+  }
+
+  private onApply(nodeId: NodeId, entry: CommittedEntry): void {
+    // A restarted node replays from slot 1 into the fresh state machine `restartNode` gave it.
+    const machine = this.stateMachines.get(nodeId) as KvStateMachine;
+    if (entry.value.type !== 'commands' || entry.skipped) return;
+    const waiting = this.waiting.get(nodeId) as Map<string, SimClient>;
+    for (const command of entry.value.commands) {
+      const result = machine.apply(command, entry.slot);
+      const key = `${command.clientId}:${command.seq}`;
+      const client = waiting.get(key);
+      if (client === undefined) continue;
+      waiting.delete(key);
+      this.clientHop(() => {
+        if (client.pending?.command.clientId === command.clientId && client.pending.command.seq === command.seq) {
+          this.finish(client, result, undefined);
+        }
+      });
+    }
+  }
+
+  /** Records the operation's outcome in the history and starts the client's next one. */
+  private finish(client: SimClient, result: KvResult | null, error: string | undefined): void {
+    const pending = client.pending;
+    assert(pending !== null, 'finishing a pending operation');
+    client.pending = null;
+    const base = { ...pending.history, call: pending.history.call * 1000 };
+    if (result === null) {
+      this.history.push({ ...base, ok: null, return: null, ...(error === undefined ? {} : { error }) });
+    } else if (result.ok) {
+      const output = result.type === 'get' ? { output: result.value } : {};
+      this.history.push({ ...base, ok: true, return: this.cluster.now * 1000, ...output });
+    } else {
+      const failure = result.error === 'cas_failed' ? {} : { error: result.error };
+      this.history.push({ ...base, ok: false, return: this.cluster.now * 1000, ...failure });
+    }
+    this.cluster.queue.after(this.random.int(0, 5_000), () => this.nextOperation(client));
+  }
+
+  // --------------------------------------------------------------- faults
+
+  private scheduleFault(): void {
+    this.cluster.queue.after(this.random.int(100_000, 600_000), () => {
+      if (!this.inFaultPhase) return;
+      this.injectFault();
+      this.scheduleFault();
+    });
+  }
+
+  private injectFault(): void {
+    const cluster = this.cluster;
+    const ids = [...cluster.nodes.keys()];
+    const pick = (): NodeId => ids[this.random.int(0, ids.length)] as NodeId;
+    const roll = this.random.next();
+    this.faultsInjected += 1;
+    if (roll < 0.3) {
+      const leader = cluster.servingLeader();
+      const victim = leader !== null && this.random.chance(0.6) ? leader : cluster.node(pick());
+      cluster.crash(victim);
+      this.cluster.queue.after(this.random.int(50_000, 1_500_000), () => {
+        if (this.inFaultPhase && !victim.up) this.restartNode(victim);
+      });
+    } else if (roll < 0.45) {
+      const down = [...cluster.nodes.values()].filter((node) => !node.up);
+      if (down.length > 0) this.restartNode(down[this.random.int(0, down.length)] as SimNode);
+    } else if (roll < 0.6) {
+      const isolated = pick();
+      cluster.traceLine(`PARTITION isolate n${isolated}`);
+      cluster.partition([isolated], ids.filter((id) => id !== isolated));
+    } else if (roll < 0.72) {
+      const shuffled = [...ids].sort(() => this.random.next() - 0.5);
+      const cut = this.random.int(1, ids.length);
+      cluster.traceLine(`PARTITION split ${shuffled.slice(0, cut).join(',')} | ${shuffled.slice(cut).join(',')}`);
+      cluster.partition(shuffled.slice(0, cut), shuffled.slice(cut));
+    } else if (roll < 0.82) {
+      const from = pick();
+      const to = pick();
+      if (from !== to) {
+        cluster.traceLine(`PARTITION one-way n${from} -x-> n${to}`);
+        cluster.cut(from, to);
+      }
+    } else {
+      cluster.traceLine('HEAL network');
+      cluster.heal();
+    }
+  }
+
+  private restartNode(node: SimNode): void {
+    this.resetStateMachine(node);
+    this.cluster.restart(node);
+  }
+
+  private beginLivenessPhase(): void {
+    this.inFaultPhase = false;
+    const cluster = this.cluster;
+    cluster.traceLine('LIVENESS PHASE: heal everything, restart every node, no loss');
+    cluster.heal();
+    cluster.network = RELIABLE_NETWORK;
+    for (const node of cluster.nodes.values()) if (!node.up) this.restartNode(node);
+  }
+
+  private convergenceFailure(): string | null {
+    const nodes = [...this.cluster.nodes.values()];
+    const applied = nodes.map((node) => node.appliedThrough);
+    if (new Set(applied).size !== 1) return `replicas did not converge: applied through ${applied.join(', ')}`;
+    const digests = nodes.map((node) => (this.stateMachines.get(node.id) as KvStateMachine).digest());
+    if (new Set(digests).size !== 1) return 'replicas applied the same slots but their state machines differ';
+    return null;
+  }
+
+  private result(livenessFailure: string | null): SimulationResult {
+    const violations = [...this.cluster.oracle.violations];
+    const check = checkLinearizability(this.history);
+    if (check.linearizable === false) {
+      violations.push(`history is not linearizable: ${check.explanation ?? `key ${check.failedKey ?? '?'}`}`);
+    }
+    const unknownOps = this.history.filter((op) => op.ok === null).length;
+    return {
+      seed: this.options.seed,
+      ops: this.history.length - unknownOps,
+      unknownOps,
+      violations,
+      livenessFailure,
+      history: this.history,
+      virtualUs: this.cluster.now,
+      faultsInjected: this.faultsInjected,
+      messagesDelivered: this.cluster.messagesDelivered,
+    };
+  }
+}
+
+/** Runs one seed with the default options (all faults on) plus overrides. */
+export function simulate(seed: number, overrides: Partial<Omit<SimulationOptions, 'seed'>> = {}): SimulationResult {
+  return new Simulation({ ...DEFAULT_SIMULATION_OPTIONS, ...overrides, seed }).run();
+}
