@@ -34,7 +34,7 @@ export function ballotNode(ballot: Ballot): NodeId {
 
 /** The smallest ballot of `nodeId` that is greater than `above`. */
 export function nextBallot(above: Ballot, nodeId: NodeId): Ballot {
-  const round = ballotRound(above);
+  const round = Math.max(ballotRound(above), 1); // round 0 is never used: ballots read 1.n, 2.n, ...
   const candidate = makeBallot(round, nodeId);
   return candidate > above ? candidate : makeBallot(round + 1, nodeId);
 }

@@ -73,6 +73,12 @@ export class SimCluster {
   readonly listeners: ApplyListener[] = [];
   messagesSent = 0;
   messagesDelivered = 0;
+  /**
+   * Scripted mode: messages are held instead of scheduled, and a scenario script decides which
+   * to deliver and which to drop (`deliverHeld`, `dropHeld`).
+   */
+  holdMessages = false;
+  held: Message[] = [];
   private readonly nodeRandom = new Map<NodeId, Prng>();
 
   constructor(readonly options: ClusterOptions) {
@@ -163,6 +169,10 @@ export class SimCluster {
       this.complete(node, ready, incarnation);
       return;
     }
+    if (this.options.diskLatencyUsMax === 0) {
+      this.complete(node, ready, incarnation); // scripted runs: an instant disk
+      return;
+    }
     const latency = this.random.int(this.options.diskLatencyUsMin, this.options.diskLatencyUsMax + 1);
     this.queue.after(latency, () => this.complete(node, ready, incarnation));
   }
@@ -191,6 +201,10 @@ export class SimCluster {
   /** Puts a message on the simulated network: loss, duplication, delay (hence reordering), partitions. */
   send(message: Message): void {
     this.messagesSent += 1;
+    if (this.holdMessages) {
+      this.held.push(message);
+      return;
+    }
     const network = this.network;
     if (this.blocked.has(`${message.from}>${message.to}`)) return;
     if (network.lossProbability > 0 && this.random.chance(network.lossProbability)) return;
@@ -230,6 +244,75 @@ export class SimCluster {
       }
     }
     return found;
+  }
+
+  // ----------------------------------------------------------- scripted runs
+
+  /** Boots every node without tick timers: time only moves when the script says so. */
+  startScripted(): void {
+    this.holdMessages = true;
+    for (const node of this.nodes.values()) this.boot(node);
+  }
+
+  /**
+   * Delivers, in order, the held messages that match; messages they cause are held in turn.
+   * Returns how many were delivered.
+   */
+  deliverHeld(matches: (message: Message) => boolean): number {
+    const now = this.held;
+    this.held = [];
+    let delivered = 0;
+    const rest: Message[] = [];
+    for (const message of now) {
+      if (!matches(message)) {
+        rest.push(message);
+        continue;
+      }
+      delivered += 1;
+      this.deliver(message);
+    }
+    this.held = [...rest, ...this.held];
+    return delivered;
+  }
+
+  /** Delivers matching messages, and the matching messages they cause, until none are left. */
+  deliverHeldUntilQuiet(matches: (message: Message) => boolean, roundsMax = 100): number {
+    let total = 0;
+    for (let round = 0; round < roundsMax; round += 1) {
+      const delivered = this.deliverHeld(matches);
+      if (delivered === 0) return total;
+      total += delivered;
+    }
+    throw new Error('scripted delivery did not quiesce');
+  }
+
+  /** Drops the held messages that match (they are lost). */
+  dropHeld(matches: (message: Message) => boolean): number {
+    const before = this.held.length;
+    this.held = this.held.filter((message) => {
+      if (!matches(message)) return true;
+      this.traceLine(`drop ${describeMessage(message)}`);
+      return false;
+    });
+    return before - this.held.length;
+  }
+
+  /** Ticks one node (scripted runs drive time by hand). */
+  tickNode(id: NodeId, ticks = 1): void {
+    const node = this.node(id);
+    for (let tick = 0; tick < ticks; tick += 1) {
+      if (node.replica === null) return;
+      node.replica.tick();
+      this.pump(node);
+    }
+  }
+
+  /** Makes a node start an election now. */
+  campaign(id: NodeId): void {
+    const node = this.node(id);
+    assert(node.replica !== null, 'campaign on a running node');
+    node.replica.campaign();
+    this.pump(node);
   }
 
   // ----------------------------------------------------------- partitions
