@@ -36,8 +36,8 @@ export interface SimulationOptions {
 
 export const DEFAULT_SIMULATION_OPTIONS: Omit<SimulationOptions, 'seed'> = {
   nodeCount: 3,
-  clientCount: 4,
-  keyCount: 4,
+  clientCount: 16,
+  keyCount: 8,
   faultPhaseUs: 3_000_000,
   livenessPhaseUs: 15_000_000,
   faults: true,
