@@ -1,0 +1,224 @@
+/**
+ * The wire form of a `Message`: one MessagePack map per message, with exactly the fields of its
+ * type. `decodeMessage` treats its input as hostile: it checks every tag, integer, node id and
+ * nested entry, rebuilds a fresh object from the checked fields (so no unexpected property, getter
+ * or prototype reaches the core), and throws `WireDecodeError` for anything else.
+ */
+import { Packr } from 'msgpackr';
+import { ballotNode, isValidNodeId, type Ballot, type NodeId } from '../core/ballot.js';
+import { assert } from '../core/assert.js';
+import type { Command } from '../core/command.js';
+import type {
+  ChosenEntry,
+  EntryValue,
+  LogEntry,
+  Message,
+  ProposedEntry,
+} from '../core/multipaxos/types.js';
+import { WireDecodeError } from './transport.js';
+
+/**
+ * `useRecords: false` turns off msgpackr's record extension, whose output depends on structures the
+ * packer saw earlier; without it each message's bytes depend only on the message, so a peer that
+ * restarts (and loses the packer's state) still decodes everything.
+ */
+const packer = new Packr({ useRecords: false });
+
+/** A plain object whose values are still unchecked. */
+type Fields = Readonly<Record<string, unknown>>;
+
+/** Encodes a message. The message must be well formed (it comes from our own core). */
+export function encodeMessage(message: Message): Uint8Array {
+  // Rebuilding through the validator drops any stray property a caller attached, so the peer's
+  // strict decoder never rejects our output; a malformed message is a bug here, not bad input.
+  let canonical: Message;
+  try {
+    canonical = readMessage(message);
+  } catch (error) {
+    assert(false, `encodeMessage: malformed outgoing message: ${String(error)}`);
+  }
+  return packer.pack(canonical);
+}
+
+/** Decodes and validates one message from untrusted bytes; throws `WireDecodeError` if malformed. */
+export function decodeMessage(bytes: Uint8Array): Message {
+  if (!(bytes instanceof Uint8Array)) throw new WireDecodeError('message must be bytes');
+  let value: unknown;
+  try {
+    value = packer.unpack(bytes);
+  } catch (cause) {
+    // msgpackr's own messages vary between its native and JavaScript decoders; keep them as cause.
+    throw new WireDecodeError('message is not valid MessagePack', { cause });
+  }
+  return readMessage(value);
+}
+
+/** Packs a handshake record (a flat map of strings, integers and bytes). */
+export function encodeRecord(record: Fields): Uint8Array {
+  return packer.pack(record);
+}
+
+/** Unpacks a handshake record with exactly `keys`; throws `WireDecodeError` otherwise. */
+export function decodeRecord(bytes: Uint8Array, keys: readonly string[], what: string): Fields {
+  let value: unknown;
+  try {
+    value = packer.unpack(bytes);
+  } catch (cause) {
+    throw new WireDecodeError(`${what} is not valid MessagePack`, { cause });
+  }
+  return readFields(value, keys, what);
+}
+
+/** Validates an unknown value as a `Message`, returning a freshly built copy. */
+export function readMessage(value: unknown): Message {
+  const type = readType(value);
+  switch (type) {
+    case 'prepare': {
+      const fields = readFields(value, ['type', 'from', 'to', 'ballot', 'firstUnchosen'], type);
+      return { type, ...readEnvelope(fields), ballot: readBallot(fields.ballot, 'ballot'), firstUnchosen: readSlot(fields.firstUnchosen, 'firstUnchosen') };
+    }
+    case 'promise': {
+      const fields = readFields(value, ['type', 'from', 'to', 'ballot', 'entries', 'maxSlot'], type);
+      const entries = readArray(fields.entries, 'entries').map(readLogEntry);
+      return { type, ...readEnvelope(fields), ballot: readBallot(fields.ballot, 'ballot'), entries, maxSlot: readSlot(fields.maxSlot, 'maxSlot') };
+    }
+    case 'accept': {
+      const fields = readFields(value, ['type', 'from', 'to', 'ballot', 'entries', 'commitIndex'], type);
+      const entries = readArray(fields.entries, 'entries').map(readProposedEntry);
+      return { type, ...readEnvelope(fields), ballot: readBallot(fields.ballot, 'ballot'), entries, commitIndex: readSlot(fields.commitIndex, 'commitIndex') };
+    }
+    case 'accepted': {
+      const fields = readFields(value, ['type', 'from', 'to', 'ballot', 'slots', 'firstUnchosen'], type);
+      return { type, ...readEnvelope(fields), ballot: readBallot(fields.ballot, 'ballot'), slots: readSlots(fields.slots), firstUnchosen: readSlot(fields.firstUnchosen, 'firstUnchosen') };
+    }
+    case 'nack': {
+      const fields = readFields(value, ['type', 'from', 'to', 'ballot', 'promised'], type);
+      return { type, ...readEnvelope(fields), ballot: readBallot(fields.ballot, 'ballot'), promised: readBallot(fields.promised, 'promised') };
+    }
+    case 'heartbeat': {
+      const fields = readFields(value, ['type', 'from', 'to', 'ballot', 'commitIndex'], type);
+      return { type, ...readEnvelope(fields), ballot: readBallot(fields.ballot, 'ballot'), commitIndex: readSlot(fields.commitIndex, 'commitIndex') };
+    }
+    case 'heartbeat-ack': {
+      const fields = readFields(value, ['type', 'from', 'to', 'ballot', 'firstUnchosen', 'maxSlot'], type);
+      return { type, ...readEnvelope(fields), ballot: readBallot(fields.ballot, 'ballot'), firstUnchosen: readSlot(fields.firstUnchosen, 'firstUnchosen'), maxSlot: readSlot(fields.maxSlot, 'maxSlot') };
+    }
+    case 'learn': {
+      const fields = readFields(value, ['type', 'from', 'to', 'slots'], type);
+      return { type, ...readEnvelope(fields), slots: readSlots(fields.slots) };
+    }
+    case 'learned': {
+      const fields = readFields(value, ['type', 'from', 'to', 'entries'], type);
+      return { type, ...readEnvelope(fields), entries: readArray(fields.entries, 'entries').map(readChosenEntry) };
+    }
+  }
+}
+
+const MESSAGE_TYPES: ReadonlySet<string> = new Set<Message['type']>([
+  'prepare', 'promise', 'accept', 'accepted', 'nack', 'heartbeat', 'heartbeat-ack', 'learn', 'learned',
+]);
+
+function readType(value: unknown): Message['type'] {
+  if (!isPlainObject(value)) throw new WireDecodeError('message must be a map');
+  const type = value.type;
+  if (typeof type !== 'string' || !MESSAGE_TYPES.has(type)) throw new WireDecodeError('unknown message type');
+  return type as Message['type'];
+}
+
+function isPlainObject(value: unknown): value is Fields {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  const prototype: unknown = Object.getPrototypeOf(value);
+  return prototype === Object.prototype || prototype === null;
+}
+
+/** Checks `value` is a plain object with exactly `keys` as own enumerable data properties. */
+function readFields(value: unknown, keys: readonly string[], what: string): Fields {
+  if (!isPlainObject(value)) throw new WireDecodeError(`${what} must be a map`);
+  const own = Object.keys(value);
+  if (own.length !== keys.length) throw new WireDecodeError(`${what} has ${own.length} fields, expected ${keys.length}`);
+  for (const key of keys) {
+    const descriptor = Object.getOwnPropertyDescriptor(value, key);
+    if (descriptor === undefined || !('value' in descriptor)) throw new WireDecodeError(`${what} lacks field ${key}`);
+  }
+  return value;
+}
+
+function readEnvelope(fields: Fields): { from: NodeId; to: NodeId } {
+  if (!isValidNodeId(fields.from)) throw new WireDecodeError('from is not a valid node id');
+  if (!isValidNodeId(fields.to)) throw new WireDecodeError('to is not a valid node id');
+  return { from: fields.from, to: fields.to };
+}
+
+function readArray(value: unknown, what: string): readonly unknown[] {
+  if (!Array.isArray(value)) throw new WireDecodeError(`${what} must be an array`);
+  return value;
+}
+
+/** Slots, indexes and sequence numbers: non-negative safe integers. */
+function readSlot(value: unknown, what: string): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    throw new WireDecodeError(`${what} must be a non-negative safe integer`);
+  }
+  return value;
+}
+
+function readSlots(value: unknown): number[] {
+  return readArray(value, 'slots').map((slot) => readSlot(slot, 'slot'));
+}
+
+/** A ballot is 0 (none) or `round * NODE_ID_LIMIT + nodeId` with a valid node id. */
+function readBallot(value: unknown, what: string): Ballot {
+  const ballot = readSlot(value, what) as Ballot;
+  if (ballot !== 0 && !isValidNodeId(ballotNode(ballot))) throw new WireDecodeError(`${what} names no valid node`);
+  return ballot;
+}
+
+function readLogEntry(value: unknown): LogEntry {
+  const fields = readFields(value, ['slot', 'ballot', 'value', 'chosen'], 'log entry');
+  if (typeof fields.chosen !== 'boolean') throw new WireDecodeError('chosen must be a boolean');
+  return {
+    slot: readSlot(fields.slot, 'slot'),
+    ballot: readBallot(fields.ballot, 'ballot'),
+    value: readEntryValue(fields.value),
+    chosen: fields.chosen,
+  };
+}
+
+function readProposedEntry(value: unknown): ProposedEntry {
+  const fields = readFields(value, ['slot', 'value'], 'proposed entry');
+  return { slot: readSlot(fields.slot, 'slot'), value: readEntryValue(fields.value) };
+}
+
+function readChosenEntry(value: unknown): ChosenEntry {
+  const fields = readFields(value, ['slot', 'ballot', 'value'], 'chosen entry');
+  return { slot: readSlot(fields.slot, 'slot'), ballot: readBallot(fields.ballot, 'ballot'), value: readEntryValue(fields.value) };
+}
+
+function readEntryValue(value: unknown): EntryValue {
+  if (!isPlainObject(value)) throw new WireDecodeError('entry value must be a map');
+  switch (value.type) {
+    case 'noop':
+      readFields(value, ['type'], 'noop');
+      return { type: 'noop' };
+    case 'start-working': {
+      const fields = readFields(value, ['type', 'epoch'], 'start-working');
+      return { type: 'start-working', epoch: readBallot(fields.epoch, 'epoch') };
+    }
+    case 'commands': {
+      const fields = readFields(value, ['type', 'epoch', 'commands'], 'commands');
+      const commands = readArray(fields.commands, 'commands').map(readCommand);
+      return { type: 'commands', epoch: readBallot(fields.epoch, 'epoch'), commands };
+    }
+    default:
+      throw new WireDecodeError('unknown entry value type');
+  }
+}
+
+function readCommand(value: unknown): Command {
+  const fields = readFields(value, ['clientId', 'seq', 'payload'], 'command');
+  if (typeof fields.clientId !== 'string') throw new WireDecodeError('clientId must be a string');
+  if (!(fields.payload instanceof Uint8Array)) throw new WireDecodeError('payload must be bytes');
+  // msgpackr hands out Buffers that may share memory with the whole received batch; a plain copy
+  // compares equal to what the sender passed and does not keep the batch alive.
+  return { clientId: fields.clientId, seq: readSlot(fields.seq, 'seq'), payload: new Uint8Array(fields.payload) };
+}
