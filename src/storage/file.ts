@@ -1,0 +1,316 @@
+/**
+ * The durable file adapter: an append-only, segmented write-ahead log with group commit.
+ *
+ * Layout and recovery rules are in `segment.ts` and `recovery.ts`. The log is the single source of
+ * truth: the acceptor's promised ballot is just a `promise` record in it (replay keeps the last
+ * one), so there is no second file whose update could be torn apart from the log's.
+ *
+ * Group commit: appends issued while a write+fdatasync is in flight queue up, and the next round
+ * writes all of them with one `writev` and covers them with one `fdatasync`. Each append's promise
+ * resolves only after the fdatasync that covers its records. An I/O error fails that round and
+ * every later append: after a failed fsync the kernel may have dropped the dirty pages, so retrying
+ * could report durable what is not (the PostgreSQL "fsyncgate" lesson); reopening re-reads the disk.
+ *
+ * One process per directory: the adapter takes no lock, the driver must not open a directory twice.
+ */
+import { type FileHandle, mkdir, open, rename } from 'node:fs/promises';
+import { join } from 'node:path';
+import { assert } from '../core/assert.js';
+import type { PersistRecord, PersistentState } from '../core/multipaxos/types.js';
+import { FIRST_SLOT_DEFAULT, type LogStorage, RecordChecker } from './adapter.js';
+import { encodeRecord } from './codec.js';
+import { StorageUsageError } from './errors.js';
+import type { MemoryLogStore } from './memory.js';
+import { type StorageLogger, recoverLog } from './recovery.js';
+import { FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES, encodeFrame, encodeSegmentHeader, segmentName } from './segment.js';
+
+export type { StorageLogger } from './recovery.js';
+
+/** Options of `FileStorage.open`; every limit has a default. */
+export interface FileStorageOptions {
+  /** A segment is sealed and a new one started before it would grow past this. Default 64 MiB. */
+  readonly segmentBytesMax?: number;
+  /** Largest record payload; a longer length field on disk is corruption. Default 16 MiB. */
+  readonly recordBytesMax?: number;
+  /** Bytes queued behind the in-flight write before appends are refused. Default 256 MiB. */
+  readonly pendingBytesMax?: number;
+  /** First slot of a new log; an existing log must match it (see `FileStorage.open`). Default 1. */
+  readonly firstSlot?: number;
+  /** Receives repair warnings (a torn tail truncated). Default `console.warn`. */
+  readonly logger?: StorageLogger;
+}
+
+/** Counters for tests and status pages: how well group commit coalesces. */
+export interface FileStorageStats {
+  /** `append` calls accepted. */
+  readonly appends: number;
+  /** `fdatasync` calls made for appended records. */
+  readonly fsyncs: number;
+  /** Frame bytes written (headers and payloads). */
+  readonly bytes: number;
+}
+
+export const SEGMENT_BYTES_MAX_DEFAULT = 64 * 1024 * 1024;
+export const RECORD_BYTES_MAX_DEFAULT = 16 * 1024 * 1024;
+export const PENDING_BYTES_MAX_DEFAULT = 256 * 1024 * 1024;
+
+interface Waiter {
+  readonly resolve: () => void;
+  readonly reject: (error: unknown) => void;
+}
+
+/** Records queued for the next group-commit round. */
+interface Batch {
+  readonly frames: Uint8Array[];
+  readonly records: PersistRecord[];
+  bytes: number;
+  readonly waiters: Waiter[];
+}
+
+interface OpenSegment {
+  readonly handle: FileHandle;
+  /** Valid bytes in the file: where the next frame goes. */
+  byteLength: number;
+}
+
+interface Limits {
+  readonly segmentBytesMax: number;
+  readonly recordBytesMax: number;
+  readonly pendingBytesMax: number;
+}
+
+/** A `LogStorage` on a directory of write-ahead log segments. */
+export class FileStorage implements LogStorage {
+  private pending: Batch | null = null;
+  private inFlight: Batch | null = null;
+  private flushing: Promise<void> | null = null;
+  private failure: unknown = null;
+  private closed = false;
+  private readonly counters = { appends: 0, fsyncs: 0, bytes: 0 };
+  private readonly checker: RecordChecker;
+
+  private constructor(
+    private readonly directory: string,
+    private readonly limits: Limits,
+    private readonly store: MemoryLogStore,
+    private segment: OpenSegment,
+    private nextSequence: number,
+    readonly firstSlot: number,
+  ) {
+    this.checker = new RecordChecker(store, firstSlot);
+  }
+
+  /**
+   * Opens (creating if needed) the log in `directory` and replays it. `options.firstSlot` sets the
+   * first slot of a new log; for an existing log it must be absent or equal to the stored one.
+   * Throws `StorageCorruptionError` when the log cannot be trusted (see `recovery.ts`).
+   */
+  static async open(directory: string, options: FileStorageOptions = {}): Promise<FileStorage> {
+    const limits = checkLimits(options);
+    const logger = options.logger ?? { warn: (message: string) => console.warn(message) };
+    await mkdir(directory, { recursive: true });
+    const recovered = await recoverLog(directory, limits.recordBytesMax, logger);
+    if (recovered.lastSegment === null || recovered.firstSlot === null) {
+      const firstSlot = options.firstSlot ?? FIRST_SLOT_DEFAULT;
+      if (!Number.isSafeInteger(firstSlot) || firstSlot < 1) throw new StorageUsageError('firstSlot must be >= 1');
+      const handle = await createSegment(directory, 0, firstSlot);
+      const segment = { handle, byteLength: SEGMENT_HEADER_BYTES };
+      return new FileStorage(directory, limits, recovered.store, segment, 0, firstSlot);
+    }
+    if (options.firstSlot !== undefined && options.firstSlot !== recovered.firstSlot) {
+      throw new StorageUsageError(`log starts at slot ${recovered.firstSlot}, not ${options.firstSlot}`);
+    }
+    const handle = await open(recovered.lastSegment.path, 'r+');
+    const segment = { handle, byteLength: recovered.lastSegment.byteLength };
+    return new FileStorage(directory, limits, recovered.store, segment, recovered.nextSequence, recovered.firstSlot);
+  }
+
+  /** A copy of the counters. */
+  get stats(): FileStorageStats {
+    return { ...this.counters };
+  }
+
+  append(records: readonly PersistRecord[]): Promise<void> {
+    if (this.failure !== null) return Promise.reject(this.failure);
+    if (this.closed) return Promise.reject(new StorageUsageError('append after close'));
+    let frames: Uint8Array[];
+    try {
+      frames = this.encode(records);
+      this.checker.check(records); // last: it records the batch as queued
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    this.counters.appends += 1;
+    if (records.length === 0 && this.pending === null && this.flushing === null) return Promise.resolve();
+    const batch = (this.pending ??= { frames: [], records: [], bytes: 0, waiters: [] });
+    for (const frame of frames) {
+      batch.frames.push(frame);
+      batch.bytes += frame.byteLength;
+    }
+    batch.records.push(...records);
+    const durable = new Promise<void>((resolve, reject) => batch.waiters.push({ resolve, reject }));
+    // Start the round on a microtask, so appends issued in the same synchronous run share it.
+    this.flushing ??= Promise.resolve().then(() => this.flushLoop());
+    return durable;
+  }
+
+  state(): PersistentState {
+    return this.store.state();
+  }
+
+  /** Waits until every accepted append is durable (or failed), then closes the segment file. */
+  async close(): Promise<void> {
+    this.closed = true;
+    // Bounded: no append is accepted after `closed`, so at most the current round and one more run.
+    while (this.flushing !== null) await this.flushing;
+    await this.segment.handle.close();
+  }
+
+  /** Frames `records`, refusing oversized records and a queue past `pendingBytesMax`. */
+  private encode(records: readonly PersistRecord[]): Uint8Array[] {
+    const frames: Uint8Array[] = [];
+    let bytes = 0;
+    for (const record of records) {
+      const payload = encodeRecord(record);
+      if (payload.byteLength > this.limits.recordBytesMax) {
+        throw new StorageUsageError(`record of ${payload.byteLength} bytes exceeds ${this.limits.recordBytesMax}`);
+      }
+      const frame = encodeFrame(payload);
+      bytes += frame.byteLength;
+      frames.push(frame);
+    }
+    const queuedBytes = this.pending?.bytes ?? 0;
+    if (queuedBytes > 0 && queuedBytes + bytes > this.limits.pendingBytesMax) {
+      throw new StorageUsageError(`append queue full (${queuedBytes} bytes pending); wait for earlier appends`);
+    }
+    return frames;
+  }
+
+  /** Runs group-commit rounds until nothing is queued; never rejects (failures go to waiters). */
+  private async flushLoop(): Promise<void> {
+    try {
+      // Each round takes everything queued so far; the loop ends when a round finds nothing new.
+      while (this.pending !== null) {
+        const batch = this.pending;
+        this.pending = null;
+        this.inFlight = batch;
+        await this.writeBatch(batch);
+        this.inFlight = null;
+        for (const record of batch.records) this.store.apply(record);
+        if (this.pending === null) this.checker.drained();
+        for (const waiter of batch.waiters) waiter.resolve();
+      }
+    } catch (error) {
+      this.failure = error;
+      for (const batch of [this.inFlight, this.pending]) {
+        for (const waiter of batch?.waiters ?? []) waiter.reject(error);
+      }
+      this.inFlight = null;
+      this.pending = null;
+    } finally {
+      this.flushing = null;
+    }
+  }
+
+  /** Writes a batch, one write and one fdatasync per segment it touches, rotating as needed. */
+  private async writeBatch(batch: Batch): Promise<void> {
+    const { frames } = batch;
+    let index = 0;
+    // Bounded: every iteration writes at least one frame.
+    while (index < frames.length) {
+      const first = frames[index];
+      assert(first !== undefined, 'frame index in range');
+      const segmentHasRecords = this.segment.byteLength > SEGMENT_HEADER_BYTES;
+      if (segmentHasRecords && this.segment.byteLength + first.byteLength > this.limits.segmentBytesMax) {
+        await this.rotate();
+      }
+      const end = this.framesThatFit(frames, index);
+      const group = frames.slice(index, end);
+      const bytes = await writeAll(this.segment.handle, group, this.segment.byteLength);
+      await this.segment.handle.datasync();
+      this.counters.fsyncs += 1;
+      this.counters.bytes += bytes;
+      this.segment.byteLength += bytes;
+      this.nextSequence += group.length;
+      index = end;
+    }
+  }
+
+  /** End index of the run of frames from `start` that fits the current segment (at least one). */
+  private framesThatFit(frames: readonly Uint8Array[], start: number): number {
+    let byteLength = this.segment.byteLength + (frames[start]?.byteLength ?? 0);
+    let end = start + 1;
+    while (end < frames.length) {
+      const next = frames[end]?.byteLength ?? 0;
+      if (byteLength + next > this.limits.segmentBytesMax) break;
+      byteLength += next;
+      end += 1;
+    }
+    return end;
+  }
+
+  /** Seals the current segment (already fdatasync'd) and starts the next at `nextSequence`. */
+  private async rotate(): Promise<void> {
+    await this.segment.handle.close();
+    const handle = await createSegment(this.directory, this.nextSequence, this.firstSlot);
+    this.segment = { handle, byteLength: SEGMENT_HEADER_BYTES };
+  }
+}
+
+function checkLimits(options: FileStorageOptions): Limits {
+  const limits = {
+    segmentBytesMax: options.segmentBytesMax ?? SEGMENT_BYTES_MAX_DEFAULT,
+    recordBytesMax: options.recordBytesMax ?? RECORD_BYTES_MAX_DEFAULT,
+    pendingBytesMax: options.pendingBytesMax ?? PENDING_BYTES_MAX_DEFAULT,
+  };
+  for (const [name, value] of Object.entries(limits)) {
+    if (!Number.isSafeInteger(value) || value < 1) throw new StorageUsageError(`${name} must be a positive integer`);
+  }
+  // The u32 length field bounds a record; a segment must hold its header plus one frame.
+  if (limits.recordBytesMax > 0xffffffff) throw new StorageUsageError('recordBytesMax must fit in 32 bits');
+  if (limits.segmentBytesMax <= SEGMENT_HEADER_BYTES + FRAME_HEADER_BYTES) {
+    throw new StorageUsageError('segmentBytesMax must exceed a segment header plus a frame header');
+  }
+  return limits;
+}
+
+/**
+ * Creates a segment so that it is never visible half-made: header written and fsync'd under a
+ * temporary name, renamed into place, directory fsync'd so the rename itself survives a crash.
+ */
+async function createSegment(directory: string, firstSequence: number, firstSlot: number): Promise<FileHandle> {
+  const path = join(directory, segmentName(firstSequence));
+  const temporaryPath = `${path}.tmp`;
+  const temporary = await open(temporaryPath, 'w');
+  try {
+    await writeAll(temporary, [encodeSegmentHeader({ firstSequence, firstSlot })], 0);
+    await temporary.sync();
+  } finally {
+    await temporary.close();
+  }
+  await rename(temporaryPath, path);
+  const directoryHandle = await open(directory, 'r');
+  try {
+    await directoryHandle.sync();
+  } finally {
+    await directoryHandle.close();
+  }
+  return open(path, 'r+');
+}
+
+/** Writes `buffers` at `position` with one writev, finishing a short write; returns the byte count. */
+async function writeAll(handle: FileHandle, buffers: readonly Uint8Array[], position: number): Promise<number> {
+  const total = buffers.reduce((sum, buffer) => sum + buffer.byteLength, 0);
+  const { bytesWritten } = await handle.writev([...buffers], position);
+  let written = bytesWritten;
+  if (written < total) {
+    const rest = Buffer.concat([...buffers]);
+    // Bounded: each short write makes progress or throws.
+    while (written < total) {
+      const result = await handle.write(rest, written, total - written, position + written);
+      assert(result.bytesWritten > 0, 'a write makes progress');
+      written += result.bytesWritten;
+    }
+  }
+  return total;
+}
