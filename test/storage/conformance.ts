@@ -52,108 +52,115 @@ export function sampleRecords(): PersistRecord[] {
 /** Runs the shared suite against the adapter that `setup` builds. */
 export function runStorageConformance(name: string, setup: () => Promise<StorageFixture>): void {
   describe(`${name} storage conformance`, () => {
-    test('appended records are in state(): promise, accepts, chosen marks with and without value', async () => {
-      await withStorage(setup, async (storage) => {
-        await storage.append(sampleRecords());
-        const state = storage.state();
-        assert.equal(state.promised, B2);
-        const entries = sortedEntries(state);
-        assert.deepStrictEqual(entries.map((entry) => [entry.slot, entry.chosen]), [
-          [1, true], [2, false], [3, false], [4, true],
-        ]);
-        assert.deepStrictEqual(entries[1]?.value, commandsValue(B1, new Uint8Array([1, 2, 3])));
-        assert.deepStrictEqual(entries[3]?.value, commandsValue(B1, new Uint8Array([9]), 'client-2', 7));
-      });
-    });
-
-    test('reopening returns the same state', async () => {
-      const fixture = await setup();
-      try {
-        const first = await fixture.open();
-        await first.append(sampleRecords());
-        await first.append([{ type: 'accept', slot: 2, ballot: B2, value: { type: 'noop' } }]);
-        const before = first.state();
-        await first.close();
-        const second = await fixture.open();
-        assertSameState(second.state(), before);
-        assert.equal(second.firstSlot, first.firstSlot);
-        await second.append([{ type: 'chosen', slot: 2, ballot: B2 }]);
-        await second.close();
-        const third = await fixture.open();
-        assert.equal(sortedEntries(third.state())[1]?.chosen, true);
-        await third.close();
-      } finally {
-        await fixture.cleanup();
-      }
-    });
-
-    test('many concurrent appends all resolve and land in call order', async () => {
-      await withStorage(setup, async (storage) => {
-        const appendsCount = 300;
-        const appends: Promise<void>[] = [];
-        for (let index = 1; index <= appendsCount; index += 1) {
-          const ballot = makeBallot(index, 1);
-          // Promises must not decrease and slot 1 is rewritten each time: only call order passes.
-          appends.push(
-            storage.append([
-              { type: 'promise', ballot },
-              { type: 'accept', slot: 1, ballot, value: { type: 'start-working', epoch: ballot } },
-              { type: 'accept', slot: index + 1, ballot, value: commandsValue(ballot, Uint8Array.of(index % 256)) },
-            ]),
-          );
-        }
-        await Promise.all(appends);
-        const last = makeBallot(appendsCount, 1);
-        const entries = sortedEntries(storage.state());
-        assert.equal(storage.state().promised, last);
-        assert.equal(entries.length, appendsCount + 1);
-        assert.deepStrictEqual(entries[0]?.value, { type: 'start-working', epoch: last });
-      });
-    });
-
-    test('a 1 MiB payload round-trips, also across reopen', async () => {
-      const fixture = await setup();
-      try {
-        const payload = new Uint8Array(1024 * 1024);
-        for (let index = 0; index < payload.length; index += 1) payload[index] = (index * 31 + 7) % 251;
-        const storage = await fixture.open();
-        await storage.append([{ type: 'accept', slot: 1, ballot: B1, value: commandsValue(B1, payload) }]);
-        assert.deepStrictEqual(sortedEntries(storage.state())[0]?.value, commandsValue(B1, payload));
-        await storage.close();
-        const reopened = await fixture.open();
-        assert.deepStrictEqual(sortedEntries(reopened.state())[0]?.value, commandsValue(B1, payload));
-        await reopened.close();
-      } finally {
-        await fixture.cleanup();
-      }
-    });
-
-    test('an empty append resolves and changes nothing', async () => {
-      await withStorage(setup, async (storage) => {
-        await storage.append([]);
-        await storage.append([{ type: 'promise', ballot: B1 }]);
-        const concurrent = [storage.append([{ type: 'promise', ballot: B2 }]), storage.append([])];
-        await Promise.all(concurrent);
-        assert.equal(storage.state().promised, B2);
-        assert.deepStrictEqual([...storage.state().entries], []);
-      });
-    });
-
-    test('refuses records the log could never replay, and appends after close', async () => {
-      await withStorage(setup, async (storage) => {
-        await storage.append([{ type: 'promise', ballot: B2 }]);
-        await assert.rejects(storage.append([{ type: 'promise', ballot: B1 }]), StorageUsageError);
-        await assert.rejects(storage.append([{ type: 'chosen', slot: 5, ballot: B1 }]), StorageUsageError);
-        await assert.rejects(
-          storage.append([{ type: 'accept', slot: storage.firstSlot - 1, ballot: B2, value: { type: 'noop' } }]),
-          StorageUsageError,
-        );
-        assert.equal(storage.state().promised, B2);
-        await storage.close();
-        await assert.rejects(storage.append([{ type: 'promise', ballot: B2 }]), StorageUsageError);
-      }, false);
-    });
+    test('appended records are in state(): promise, accepts, chosen marks with and without value', () => appendedRecordsAreInState(setup));
+    test('reopening returns the same state', () => reopenReturnsSameState(setup));
+    test('many concurrent appends all resolve and land in call order', () => concurrentAppendsLandInOrder(setup));
+    test('a 1 MiB payload round-trips, also across reopen', () => largePayloadRoundTrips(setup));
+    test('an empty append resolves and changes nothing', () => emptyAppendIsFine(setup));
+    test('refuses records the log could never replay, and appends after close', () => refusesUnreplayableRecords(setup));
   });
+}
+
+async function appendedRecordsAreInState(setup: () => Promise<StorageFixture>): Promise<void> {
+  await withStorage(setup, async (storage) => {
+    await storage.append(sampleRecords());
+    const state = storage.state();
+    assert.equal(state.promised, B2);
+    const entries = sortedEntries(state);
+    assert.deepStrictEqual(entries.map((entry) => [entry.slot, entry.chosen]), [
+      [1, true], [2, false], [3, false], [4, true],
+    ]);
+    assert.deepStrictEqual(entries[1]?.value, commandsValue(B1, new Uint8Array([1, 2, 3])));
+    assert.deepStrictEqual(entries[3]?.value, commandsValue(B1, new Uint8Array([9]), 'client-2', 7));
+  });
+}
+
+async function reopenReturnsSameState(setup: () => Promise<StorageFixture>): Promise<void> {
+  const fixture = await setup();
+  try {
+    const first = await fixture.open();
+    await first.append(sampleRecords());
+    await first.append([{ type: 'accept', slot: 2, ballot: B2, value: { type: 'noop' } }]);
+    const before = first.state();
+    await first.close();
+    const second = await fixture.open();
+    assertSameState(second.state(), before);
+    assert.equal(second.firstSlot, first.firstSlot);
+    await second.append([{ type: 'chosen', slot: 2, ballot: B2 }]);
+    await second.close();
+    const third = await fixture.open();
+    assert.equal(sortedEntries(third.state())[1]?.chosen, true);
+    await third.close();
+  } finally {
+    await fixture.cleanup();
+  }
+}
+
+async function concurrentAppendsLandInOrder(setup: () => Promise<StorageFixture>): Promise<void> {
+  await withStorage(setup, async (storage) => {
+    const appendsCount = 300;
+    const appends: Promise<void>[] = [];
+    for (let index = 1; index <= appendsCount; index += 1) {
+      const ballot = makeBallot(index, 1);
+      // Promises must not decrease and slot 1 is rewritten each time: only call order passes.
+      appends.push(
+        storage.append([
+          { type: 'promise', ballot },
+          { type: 'accept', slot: 1, ballot, value: { type: 'start-working', epoch: ballot } },
+          { type: 'accept', slot: index + 1, ballot, value: commandsValue(ballot, Uint8Array.of(index % 256)) },
+        ]),
+      );
+    }
+    await Promise.all(appends);
+    const last = makeBallot(appendsCount, 1);
+    const entries = sortedEntries(storage.state());
+    assert.equal(storage.state().promised, last);
+    assert.equal(entries.length, appendsCount + 1);
+    assert.deepStrictEqual(entries[0]?.value, { type: 'start-working', epoch: last });
+  });
+}
+
+async function largePayloadRoundTrips(setup: () => Promise<StorageFixture>): Promise<void> {
+  const fixture = await setup();
+  try {
+    const payload = new Uint8Array(1024 * 1024);
+    for (let index = 0; index < payload.length; index += 1) payload[index] = (index * 31 + 7) % 251;
+    const storage = await fixture.open();
+    await storage.append([{ type: 'accept', slot: 1, ballot: B1, value: commandsValue(B1, payload) }]);
+    assert.deepStrictEqual(sortedEntries(storage.state())[0]?.value, commandsValue(B1, payload));
+    await storage.close();
+    const reopened = await fixture.open();
+    assert.deepStrictEqual(sortedEntries(reopened.state())[0]?.value, commandsValue(B1, payload));
+    await reopened.close();
+  } finally {
+    await fixture.cleanup();
+  }
+}
+
+async function emptyAppendIsFine(setup: () => Promise<StorageFixture>): Promise<void> {
+  await withStorage(setup, async (storage) => {
+    await storage.append([]);
+    await storage.append([{ type: 'promise', ballot: B1 }]);
+    const concurrent = [storage.append([{ type: 'promise', ballot: B2 }]), storage.append([])];
+    await Promise.all(concurrent);
+    assert.equal(storage.state().promised, B2);
+    assert.deepStrictEqual([...storage.state().entries], []);
+  });
+}
+
+async function refusesUnreplayableRecords(setup: () => Promise<StorageFixture>): Promise<void> {
+  await withStorage(setup, async (storage) => {
+    await storage.append([{ type: 'promise', ballot: B2 }]);
+    await assert.rejects(storage.append([{ type: 'promise', ballot: B1 }]), StorageUsageError);
+    await assert.rejects(storage.append([{ type: 'chosen', slot: 5, ballot: B1 }]), StorageUsageError);
+    await assert.rejects(
+      storage.append([{ type: 'accept', slot: storage.firstSlot - 1, ballot: B2, value: { type: 'noop' } }]),
+      StorageUsageError,
+    );
+    assert.equal(storage.state().promised, B2);
+    await storage.close();
+    await assert.rejects(storage.append([{ type: 'promise', ballot: B2 }]), StorageUsageError);
+  }, false);
 }
 
 /** Opens a fresh fixture, runs `body`, then closes (unless `body` did) and cleans up. */

@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, describe, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { appendFile, mkdtemp, readFile, readdir, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -75,16 +75,18 @@ async function flipBit(path: string, offset: number): Promise<void> {
 
 const B1 = makeBallot(1, 1);
 
-describe('file storage', () => {
-  let directory = '';
-  beforeEach(async () => {
-    directory = await temporaryDirectory();
-  });
-  afterEach(async () => {
+/** Runs `body` on a fresh temporary directory, removed afterwards. */
+async function withDirectory(body: (directory: string) => Promise<void>): Promise<void> {
+  const directory = await temporaryDirectory();
+  try {
+    await body(directory);
+  } finally {
     await rm(directory, { recursive: true, force: true });
-  });
+  }
+}
 
-  test('group commit: 1000 concurrent appends share far fewer fsyncs', async () => {
+test('file storage: group commit: 1000 concurrent appends share far fewer fsyncs', () =>
+  withDirectory(async (directory) => {
     const { storage } = await openCollecting(directory);
     const appends: Promise<void>[] = [];
     for (let slot = 1; slot <= 1000; slot += 1) {
@@ -99,9 +101,10 @@ describe('file storage', () => {
     assert.ok(bytes > 1000 * FRAME_HEADER_BYTES);
     assert.equal([...storage.state().entries].length, 1000);
     await storage.close();
-  });
+  }));
 
-  test('torn tail: a file cut mid-record is truncated to the last good record, with a warning', async () => {
+test('file storage: torn tail: a file cut mid-record is truncated to the last good record, with a warning', () =>
+  withDirectory(async (directory) => {
     const before = await writeAccepts(directory, 5);
     const [path] = await segmentPaths(directory);
     assert.ok(path !== undefined);
@@ -121,9 +124,10 @@ describe('file storage', () => {
     assert.deepStrictEqual(reopened.warnings, []);
     assert.equal([...reopened.storage.state().entries].length, 5);
     await reopened.storage.close();
-  });
+  }));
 
-  test('torn tail: garbage and zero bytes after the last record are truncated, with a warning', async () => {
+test('file storage: torn tail: garbage and zero bytes after the last record are truncated, with a warning', () =>
+  withDirectory(async (directory) => {
     for (const tail of [Buffer.from('garbage!garbage!garbage!'), Buffer.alloc(4096), Buffer.from([0xff, 0xff, 0xff, 0xff, 1, 2, 3])]) {
       await rm(directory, { recursive: true, force: true });
       const before = await writeAccepts(directory, 3);
@@ -135,9 +139,10 @@ describe('file storage', () => {
       assertSameState(storage.state(), before);
       await storage.close();
     }
-  });
+  }));
 
-  test('a bit flip in the last record is truncated as a torn tail, with a warning', async () => {
+test('file storage: a bit flip in the last record is truncated as a torn tail, with a warning', () =>
+  withDirectory(async (directory) => {
     const before = await writeAccepts(directory, 4);
     const [path] = await segmentPaths(directory);
     assert.ok(path !== undefined);
@@ -148,9 +153,10 @@ describe('file storage', () => {
     assert.match(warnings[0] ?? '', /checksum mismatch/);
     assert.deepStrictEqual(sortedEntries(storage.state()), sortedEntries(before).slice(0, 3));
     await storage.close();
-  });
+  }));
 
-  test('a bit flip in a middle record is a StorageCorruptionError naming file and offset', async () => {
+test('file storage: a bit flip in a middle record is a StorageCorruptionError naming file and offset', () =>
+  withDirectory(async (directory) => {
     await writeAccepts(directory, 6);
     const [path] = await segmentPaths(directory);
     assert.ok(path !== undefined);
@@ -164,9 +170,10 @@ describe('file storage', () => {
       assert.match(error.message, new RegExp(`${path}.*offset ${badOffset}`));
       return true;
     });
-  });
+  }));
 
-  test('a corrupt length field in the middle (too large, or past the end) is fatal, not a torn tail', async () => {
+test('file storage: a corrupt length field in the middle (too large, or past the end) is fatal, not a torn tail', () =>
+  withDirectory(async (directory) => {
     for (const length of [0xfffffff0, 17 * 1024 * 1024, 5000]) {
       await rm(directory, { recursive: true, force: true });
       await writeAccepts(directory, 6);
@@ -178,9 +185,10 @@ describe('file storage', () => {
       await writeFile(path, bytes);
       await assert.rejects(openCollecting(directory), StorageCorruptionError);
     }
-  });
+  }));
 
-  test('segments rotate at segmentBytesMax and recovery replays across them', async () => {
+test('file storage: segments rotate at segmentBytesMax and recovery replays across them', () =>
+  withDirectory(async (directory) => {
     const options = { segmentBytesMax: 1024 };
     const before = await writeAccepts(directory, 200, options);
     const paths = await segmentPaths(directory);
@@ -190,9 +198,10 @@ describe('file storage', () => {
     assert.deepStrictEqual(warnings, []);
     assertSameState(storage.state(), before);
     await storage.close();
-  });
+  }));
 
-  test('corruption in a sealed (non-last) segment is fatal even at its end', async () => {
+test('file storage: corruption in a sealed (non-last) segment is fatal even at its end', () =>
+  withDirectory(async (directory) => {
     await writeAccepts(directory, 100, { segmentBytesMax: 1024 });
     const paths = await segmentPaths(directory);
     const sealed = paths[1];
@@ -203,16 +212,18 @@ describe('file storage', () => {
       assert.equal(error.file, sealed);
       return true;
     });
-  });
+  }));
 
-  test('a missing segment is fatal', async () => {
+test('file storage: a missing segment is fatal', () =>
+  withDirectory(async (directory) => {
     await writeAccepts(directory, 100, { segmentBytesMax: 1024 });
     const paths = await segmentPaths(directory);
     await rm(paths[1] ?? '');
     await assert.rejects(openCollecting(directory), StorageCorruptionError);
-  });
+  }));
 
-  test('a log can start at a slot above 1, kept across reopen', async () => {
+test('file storage: a log can start at a slot above 1, kept across reopen', () =>
+  withDirectory(async (directory) => {
     const { storage } = await openCollecting(directory, { firstSlot: 100 });
     assert.equal(storage.firstSlot, 100);
     await assert.rejects(storage.append([{ type: 'accept', slot: 99, ballot: B1, value: { type: 'noop' } }]), StorageUsageError);
@@ -223,12 +234,13 @@ describe('file storage', () => {
     assert.deepStrictEqual(sortedEntries(reopened.storage.state()).map((entry) => entry.slot), [100]);
     await reopened.storage.close();
     await assert.rejects(openCollecting(directory, { firstSlot: 5 }), StorageUsageError);
-  });
+  }));
 
-  test('property: random record sequences round-trip through close and reopen', async () => {
+test('file storage: property: random record sequences round-trip through close and reopen', () =>
+  withDirectory(async (directory) => {
     await fc.assert(
       fc.asyncProperty(recordBatchesArbitrary(), fc.integer({ min: 256, max: 8192 }), async (batches, segmentBytesMax) => {
-        const propertyDirectory = await temporaryDirectory();
+        const propertyDirectory = await mkdtemp(join(directory, 'run-'));
         try {
           const expected = new MemoryLogStore();
           const { storage } = await openCollecting(propertyDirectory, { segmentBytesMax });
@@ -247,13 +259,12 @@ describe('file storage', () => {
             await reopened.storage.close();
           }
         } finally {
-          await rm(propertyDirectory, { recursive: true, force: true });
+          await rm(propertyDirectory, { recursive: true, force: true }); // keep the disk small across runs
         }
       }),
       { numRuns: 40 },
     );
-  });
-});
+  }));
 
 /**
  * Batches of records the store accepts: promises never decrease (each is the running maximum) and
