@@ -60,6 +60,8 @@ export class OutboundLink {
   private socket: net.Socket | null = null;
   private decoder = new FrameDecoder(HANDSHAKE_FRAME_BYTES_MAX);
   private dialerNonce: Uint8Array = new Uint8Array(0);
+  /** Which listener record comes next while `counters.state` is 'handshaking'. */
+  private handshakeStage: 'awaiting-challenge' | 'awaiting-welcome' = 'awaiting-challenge';
   private readonly queue: Buffer[] = [];
   private attempts = 0;
   private reconnectTimer: NodeJS.Timeout | null = null;
@@ -131,6 +133,7 @@ export class OutboundLink {
 
   private sendHello(socket: net.Socket): void {
     this.counters.state = 'handshaking';
+    this.handshakeStage = 'awaiting-challenge';
     this.dialerNonce = makeNonce();
     this.handshakeTimer = setTimeout(() => {
       authFailure(this.context, new HandshakeError('handshake-timeout', 'peer did not complete the handshake'), { peerId: this.peerId });
@@ -161,7 +164,7 @@ export class OutboundLink {
 
   /** The listener only ever sends the challenge and the welcome; anything else is a violation. */
   private onHandshakeFrame(socket: net.Socket, payload: Uint8Array): void {
-    if (this.counters.state === 'handshaking' && this.dialerNonce.byteLength > 0) {
+    if (this.counters.state === 'handshaking' && this.handshakeStage === 'awaiting-challenge') {
       const challenge = decodeChallenge(payload);
       const context = {
         clusterId: this.context.clusterId, dialerId: this.context.nodeId, listenerId: this.peerId,
@@ -170,7 +173,7 @@ export class OutboundLink {
       if (!proofMatches(challenge.proof, handshakeProof(this.context.secret, 'listener', context))) {
         throw new HandshakeError('bad-proof', 'peer does not hold the cluster secret');
       }
-      this.dialerNonce = new Uint8Array(0); // marks the challenge as answered
+      this.handshakeStage = 'awaiting-welcome';
       socket.write(encodeFrame(encodeProof(handshakeProof(this.context.secret, 'dialer', context))));
       return;
     }

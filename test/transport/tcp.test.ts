@@ -286,3 +286,27 @@ test('tcp: a malformed message or oversized frame from an authenticated peer clo
     });
   });
 });
+
+test('tcp: messages queued in one tick go out in one socket write', async () => {
+  const addresses = await addressesFor([1, 2]);
+  const one = makeNode(1, addresses);
+  const two = makeNode(2, addresses);
+  await withNodes([one, two], async (inboxes) => {
+    const inbox = inboxes[1] ?? [];
+    one.send(heartbeat(1, 2));
+    await waitFor(() => inbox.length === 1, 'connection established');
+    const write = net.Socket.prototype.write;
+    let writes = 0;
+    net.Socket.prototype.write = function (this: net.Socket, ...args: Parameters<typeof write>) {
+      writes += 1;
+      return write.apply(this, args);
+    } as typeof write;
+    try {
+      for (let index = 0; index < 200; index += 1) one.send(heartbeat(1, 2, index));
+      await waitFor(() => inbox.length === 201, 'the burst');
+    } finally {
+      net.Socket.prototype.write = write;
+    }
+    assert.equal(writes, 1);
+  });
+});
