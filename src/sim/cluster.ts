@@ -8,7 +8,7 @@
  * apply, one Ready at a time, applied slots contiguous and exactly once per incarnation.
  */
 import { assert } from '../core/assert.js';
-import { type Ballot, type NodeId, formatBallot } from '../core/ballot.js';
+import { type NodeId, formatBallot } from '../core/ballot.js';
 import type { Command } from '../core/command.js';
 import { Prng } from '../core/prng.js';
 import { Configuration, StaticConfiguration } from '../core/quorum/majority.js';
@@ -360,26 +360,22 @@ export function describeMessage(message: Message): string {
   const head = `n${message.from}->n${message.to} ${message.type}`;
   switch (message.type) {
     case 'prepare':
-      return `${head}(${ballotText(message.ballot)}, from slot ${message.firstUnchosen})`;
+      return `${head}(${formatBallot(message.ballot)}, from slot ${message.firstUnchosen})`;
     case 'promise':
-      return `${head}(${ballotText(message.ballot)}, ${message.entries.length} entries, max ${message.maxSlot})`;
+      return `${head}(${formatBallot(message.ballot)}, ${message.entries.length} entries, max ${message.maxSlot})`;
     case 'accept':
-      return `${head}(${ballotText(message.ballot)}, slots ${message.entries.map((entry) => entry.slot).join(',')}, commit<${message.commitIndex})`;
+      return `${head}(${formatBallot(message.ballot)}, slots ${message.entries.map((entry) => entry.slot).join(',')}, commit<${message.commitIndex})`;
     case 'accepted':
-      return `${head}(${ballotText(message.ballot)}, slots ${message.slots.join(',')})`;
+      return `${head}(${formatBallot(message.ballot)}, slots ${message.slots.join(',')})`;
     case 'nack':
-      return `${head}(${ballotText(message.ballot)}, promised ${ballotText(message.promised)})`;
+      return `${head}(${formatBallot(message.ballot)}, promised ${formatBallot(message.promised)})`;
     case 'heartbeat':
-      return `${head}(${ballotText(message.ballot)}, commit<${message.commitIndex})`;
+      return `${head}(${formatBallot(message.ballot)}, commit<${message.commitIndex})`;
     case 'heartbeat-ack':
-      return `${head}(${ballotText(message.ballot)}, firstUnchosen ${message.firstUnchosen})`;
+      return `${head}(${formatBallot(message.ballot)}, firstUnchosen ${message.firstUnchosen})`;
     case 'learn':
       return `${head}(slots ${message.slots.slice(0, 8).join(',')}${message.slots.length > 8 ? ',…' : ''})`;
     case 'learned':
       return `${head}(${message.entries.length} entries)`;
   }
-}
-
-function ballotText(ballot: Ballot): string {
-  return formatBallot(ballot);
 }
