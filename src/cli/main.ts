@@ -5,7 +5,7 @@
  * - `scenario` run one scripted scenario of SCENARIOS.md (S1..S6) and print its trace and verdict.
  */
 import { writeFileSync } from 'node:fs';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { formatHistory } from '../check/history.js';
 import { simulate } from '../sim/simulation.js';
 import { sweep } from '../sim/sweep.js';
@@ -32,10 +32,11 @@ program
   .option('--history <file>', 'write the client history of --seed as JSON lines')
   .option('--trace', 'print the events of --seed')
   .option('--no-faults', 'turn fault injection off')
-  .action((options: { seeds?: number; start: number; seed?: number; nodes: number; history?: string; trace?: boolean; faults: boolean }) => {
+  .addOption(new Option('--read-mode <mode>', 'how gets are served: read index, or through the log').choices(['index', 'log']).default('index'))
+  .action((options: { seeds?: number; start: number; seed?: number; nodes: number; history?: string; trace?: boolean; faults: boolean; readMode: 'index' | 'log' }) => {
     if (options.seed !== undefined) {
       const trace = options.trace === true ? (line: string) => process.stdout.write(`${line}\n`) : undefined;
-      const result = simulate(options.seed, { nodeCount: options.nodes, faults: options.faults, ...(trace ? { trace } : {}) });
+      const result = simulate(options.seed, { nodeCount: options.nodes, faults: options.faults, readMode: options.readMode, ...(trace ? { trace } : {}) });
       if (options.history !== undefined) writeFileSync(options.history, formatHistory(result.history));
       for (const violation of result.violations) console.log(`VIOLATION ${violation}`);
       if (result.livenessFailure !== null) console.log(`LIVENESS FAILURE ${result.livenessFailure}`);
@@ -57,7 +58,7 @@ program
     }
     const count = options.seeds ?? 100;
     const startedMs = performance.now();
-    const summary = sweep(options.start, count, { nodeCount: options.nodes, faults: options.faults }, (result, index) => {
+    const summary = sweep(options.start, count, { nodeCount: options.nodes, faults: options.faults, readMode: options.readMode }, (result, index) => {
       if (result.violations.length > 0 || result.livenessFailure !== null) {
         console.log(`seed ${result.seed}: ${[...result.violations, result.livenessFailure ?? ''].filter(Boolean).join('; ')}`);
       }

@@ -13,7 +13,7 @@ import type { Command } from '../core/command.js';
 import { Prng } from '../core/prng.js';
 import { Configuration, StaticConfiguration } from '../core/quorum/majority.js';
 import { DEFAULT_REPLICA_OPTIONS, Replica, type ReplicaOptions, entryKey } from '../core/multipaxos/replica.js';
-import type { CommittedEntry, Message, PersistentState, Ready } from '../core/multipaxos/types.js';
+import type { CommittedEntry, Message, PersistentState, ReadIndexResult, Ready } from '../core/multipaxos/types.js';
 import { MemoryLogStore } from '../storage/memory.js';
 import { AgreementOracle } from '../check/agreement.js';
 import { EventQueue } from './event-queue.js';
@@ -26,6 +26,8 @@ export const defaultReplicaFactory: ReplicaFactory = (options, state) => new Rep
 /** What the cluster tells the code above it (clients, scenarios) when a node applies an entry. */
 export interface ApplyListener {
   onApply(node: NodeId, entry: CommittedEntry): void;
+  /** Read-index answers, delivered after the same Ready's entries were applied. */
+  onReads?(node: NodeId, reads: readonly ReadIndexResult[]): void;
 }
 
 export interface NetworkFaults {
@@ -57,6 +59,13 @@ export class SimNode {
   incarnation = 0;
   busy = false;
   appliedThrough = 0;
+  /**
+   * A paused process (SIGSTOP, a long GC pause): it runs nothing; what arrives meanwhile (messages,
+   * client requests, its own disk completions) waits in `backlog` and runs in order on resume. Its
+   * clock does not tick while paused.
+   */
+  paused = false;
+  backlog: (() => void)[] = [];
 
   constructor(readonly id: NodeId) {}
 }
@@ -111,7 +120,7 @@ export class SimCluster {
   }
 
   private tickLoop(node: SimNode): void {
-    if (node.up && node.replica !== null) {
+    if (node.up && node.replica !== null && !node.paused) {
       node.replica.tick();
       this.pump(node);
     }
@@ -142,6 +151,30 @@ export class SimCluster {
     this.pump(node);
   }
 
+  /** Runs `action` at the node now, or on resume if it is paused. */
+  whenRunning(node: SimNode, action: () => void): void {
+    if (node.paused) node.backlog.push(action);
+    else action();
+  }
+
+  /** Pauses a running node (see `SimNode.paused`). */
+  pause(node: SimNode): void {
+    if (!node.up || node.paused) return;
+    this.traceLine(`PAUSE n${node.id}`);
+    node.paused = true;
+  }
+
+  /** Resumes a paused node: everything that arrived meanwhile runs first, in arrival order. */
+  resume(node: SimNode): void {
+    if (!node.paused) return;
+    this.traceLine(`RESUME n${node.id} (${node.backlog.length} events waited)`);
+    node.paused = false;
+    const backlog = node.backlog;
+    node.backlog = [];
+    for (const action of backlog) action();
+    this.pump(node);
+  }
+
   /** Stops a node at once: un-persisted effects and in-flight Ready work are lost. */
   crash(node: SimNode): void {
     if (!node.up) return;
@@ -150,6 +183,8 @@ export class SimCluster {
     node.replica = null;
     node.incarnation += 1;
     node.busy = false;
+    node.paused = false;
+    node.backlog = [];
   }
 
   restart(node: SimNode): void {
@@ -161,7 +196,7 @@ export class SimCluster {
   /** Runs the node's Ready loop: one batch at a time, persist → send → apply. */
   pump(node: SimNode): void {
     const replica = node.replica;
-    if (!node.up || node.busy || replica === null || !replica.hasReady()) return;
+    if (!node.up || node.paused || node.busy || replica === null || !replica.hasReady()) return;
     const ready = replica.ready();
     node.busy = true;
     const incarnation = node.incarnation;
@@ -179,6 +214,10 @@ export class SimCluster {
 
   private complete(node: SimNode, ready: Ready, incarnation: number): void {
     if (node.incarnation !== incarnation) return; // crashed before the disk finished: all lost
+    if (node.paused) {
+      node.backlog.push(() => this.complete(node, ready, incarnation));
+      return;
+    }
     for (const record of ready.persist) {
       const entry = node.store.apply(record);
       if (entry === null) continue;
@@ -194,6 +233,7 @@ export class SimCluster {
       this.oracle.onApplied(node.id, entry.slot, entryKey(entry.value));
       for (const listener of this.listeners) listener.onApply(node.id, entry);
     }
+    if (ready.reads.length > 0) for (const listener of this.listeners) listener.onReads?.(node.id, ready.reads);
     node.busy = false;
     this.pump(node);
   }
@@ -219,6 +259,10 @@ export class SimCluster {
     const node = this.node(message.to);
     if (!node.up || node.replica === null) return;
     if (this.blocked.has(`${message.from}>${message.to}`)) return; // cut while in flight
+    if (node.paused) {
+      node.backlog.push(() => this.deliver(message));
+      return;
+    }
     this.messagesDelivered += 1;
     if (this.options.trace !== undefined) this.traceLine(`deliver ${describeMessage(message)}`);
     node.replica.step(message);
@@ -230,6 +274,15 @@ export class SimCluster {
     const node = this.node(nodeId);
     if (!node.up || node.replica === null) return { ok: false, error: 'not_leader', leaderHint: null };
     const result = node.replica.propose(command);
+    this.pump(node);
+    return result;
+  }
+
+  /** Asks a node for a read index, as a client read arriving there would. */
+  readIndex(nodeId: NodeId, id: number): ReturnType<Replica['readIndex']> {
+    const node = this.node(nodeId);
+    if (!node.up || node.replica === null) return { ok: false, error: 'not_leader', leaderHint: null };
+    const result = node.replica.readIndex(id);
     this.pump(node);
     return result;
   }

@@ -12,11 +12,11 @@ import { assert } from '../core/assert.js';
 import type { NodeId } from '../core/ballot.js';
 import type { Command } from '../core/command.js';
 import type { Prng } from '../core/prng.js';
-import type { CommittedEntry } from '../core/multipaxos/types.js';
+import type { CommittedEntry, ReadIndexResult } from '../core/multipaxos/types.js';
 import { checkLinearizability } from '../check/linearizability.js';
 import type { HistoryOp, JsonValue } from '../check/history.js';
 import { KvStateMachine } from '../kv/state-machine.js';
-import { type KvOperation, type KvResult, encodeOperation } from '../kv/ops.js';
+import { type KvOperation, type KvReadOperation, type KvResult, encodeOperation } from '../kv/ops.js';
 import { type ReplicaFactory, RELIABLE_NETWORK, SimCluster, type SimNode } from './cluster.js';
 
 export interface SimulationOptions {
@@ -30,6 +30,8 @@ export interface SimulationOptions {
   readonly livenessPhaseUs: number;
   /** Whether faults are injected at all (`false`: a fault-free run, for benchmarks and baselines). */
   readonly faults: boolean;
+  /** How gets are served: `index` (read index, no log write) or `log` (through the log like writes). */
+  readonly readMode: 'index' | 'log';
   readonly replicaFactory?: ReplicaFactory;
   readonly trace?: (line: string) => void;
 }
@@ -41,6 +43,7 @@ export const DEFAULT_SIMULATION_OPTIONS: Omit<SimulationOptions, 'seed'> = {
   faultPhaseUs: 3_000_000,
   livenessPhaseUs: 15_000_000,
   faults: true,
+  readMode: 'index',
 };
 
 export interface SimulationResult {
@@ -74,9 +77,18 @@ interface PendingOp {
     call: number;
   };
   readonly command: Command;
+  /** Set for a get served by read index (readMode `index`). */
+  readonly read: KvReadOperation | null;
   /** Attempts that timed out (an answered `not_leader` does not count: it proposed nothing). */
   timeouts: number;
   attemptTimer: number;
+}
+
+/** A read-index request at a node; `index` is set once the leader confirmed it. */
+interface WaitingRead {
+  readonly client: SimClient;
+  readonly pending: PendingOp;
+  readonly index: number;
 }
 
 /** A closed-loop client: one operation at a time, retried with the same (clientId, seq). */
@@ -103,6 +115,10 @@ export class Simulation {
   private readonly clients: SimClient[] = [];
   /** (clientId:seq) -> client waiting, per node: the node answers when it applies the command. */
   private readonly waiting = new Map<NodeId, Map<string, SimClient>>();
+  /** Read-index requests per node: asked (id -> read), then confirmed and waiting for their index to apply. */
+  private readonly readsAsked = new Map<NodeId, Map<number, WaitingRead>>();
+  private readonly readsConfirmed = new Map<NodeId, WaitingRead[]>();
+  private readIds = 0;
   private readonly stateMachines = new Map<NodeId, KvStateMachine>();
   private readonly history: HistoryOp[] = [];
   private faultsInjected = 0;
@@ -122,9 +138,14 @@ export class Simulation {
     for (let index = 0; index < options.clientCount; index += 1) this.clients.push(new SimClient(index, options.nodeCount));
     for (const id of this.cluster.nodes.keys()) {
       this.waiting.set(id, new Map());
+      this.readsAsked.set(id, new Map());
+      this.readsConfirmed.set(id, []);
       this.stateMachines.set(id, new KvStateMachine());
     }
-    this.cluster.listeners.push({ onApply: (node, entry) => this.onApply(node, entry) });
+    this.cluster.listeners.push({
+      onApply: (node, entry) => this.onApply(node, entry),
+      onReads: (node, reads) => this.onReads(node, reads),
+    });
   }
 
   run(): SimulationResult {
@@ -161,6 +182,8 @@ export class Simulation {
   private resetStateMachine(node: SimNode): void {
     this.stateMachines.set(node.id, new KvStateMachine());
     (this.waiting.get(node.id) as Map<string, SimClient>).clear();
+    (this.readsAsked.get(node.id) as Map<number, WaitingRead>).clear();
+    this.readsConfirmed.set(node.id, []);
   }
 
   // --------------------------------------------------------------- clients
@@ -190,7 +213,8 @@ export class Simulation {
       history.op = 'delete';
     }
     const command: Command = { clientId: client.clientId, seq: client.seq, payload: encodeOperation(operation) };
-    client.pending = { history, command, timeouts: 0, attemptTimer: 0 };
+    const read = operation.type === 'get' && this.options.readMode === 'index' ? operation : null;
+    client.pending = { history, command, read, timeouts: 0, attemptTimer: 0 };
     this.attempt(client);
   }
 
@@ -201,7 +225,12 @@ export class Simulation {
     pending.attemptTimer += 1;
     const timer = pending.attemptTimer;
     const target = client.target;
-    this.clientHop(() => this.receiveRequest(target, client, pending.command));
+    this.clientHop(() =>
+      this.cluster.whenRunning(this.cluster.node(target), () => {
+        if (pending.read === null) this.receiveRequest(target, client, pending.command);
+        else this.receiveRead(target, client, pending);
+      }),
+    );
     this.cluster.queue.after(REQUEST_TIMEOUT_US, () => {
       if (client.pending !== pending || pending.attemptTimer !== timer) return;
       pending.timeouts += 1;
@@ -245,10 +274,66 @@ export class Simulation {
     });
   }
 
+  private receiveRead(nodeId: NodeId, client: SimClient, pending: PendingOp): void {
+    const id = (this.readIds += 1);
+    const result = this.cluster.readIndex(nodeId, id);
+    if (result.ok) {
+      (this.readsAsked.get(nodeId) as Map<number, WaitingRead>).set(id, { client, pending, index: 0 });
+      return;
+    }
+    if (!this.cluster.node(nodeId).up) return;
+    this.clientHop(() => {
+      if (client.pending === pending) this.retry(client, result.leaderHint === nodeId ? null : result.leaderHint);
+    });
+  }
+
+  /** Confirmed reads wait until the node has applied their index; failed ones send the client elsewhere. */
+  private onReads(nodeId: NodeId, reads: readonly ReadIndexResult[]): void {
+    const asked = this.readsAsked.get(nodeId) as Map<number, WaitingRead>;
+    const confirmed = this.readsConfirmed.get(nodeId) as WaitingRead[];
+    for (const read of reads) {
+      const waiting = asked.get(read.id);
+      if (waiting === undefined) continue;
+      asked.delete(read.id);
+      if (!read.ok) {
+        this.clientHop(() => {
+          if (waiting.client.pending === waiting.pending) this.retry(waiting.client, null);
+        });
+        continue;
+      }
+      confirmed.push({ ...waiting, index: read.index });
+    }
+    this.serveReads(nodeId);
+  }
+
+  private serveReads(nodeId: NodeId): void {
+    const confirmed = this.readsConfirmed.get(nodeId) as WaitingRead[];
+    if (confirmed.length === 0) return;
+    const appliedThrough = this.cluster.node(nodeId).appliedThrough;
+    const machine = this.stateMachines.get(nodeId) as KvStateMachine;
+    const remaining: WaitingRead[] = [];
+    for (const waiting of confirmed) {
+      if (waiting.index > appliedThrough) {
+        remaining.push(waiting);
+        continue;
+      }
+      const read = waiting.pending.read;
+      assert(read !== null, 'a read-index request carries its read');
+      const result = machine.read(read);
+      this.clientHop(() => {
+        if (waiting.client.pending === waiting.pending) this.finish(waiting.client, result, undefined);
+      });
+    }
+    this.readsConfirmed.set(nodeId, remaining);
+  }
+
   private onApply(nodeId: NodeId, entry: CommittedEntry): void {
     // A restarted node replays from slot 1 into the fresh state machine `restartNode` gave it.
     const machine = this.stateMachines.get(nodeId) as KvStateMachine;
-    if (entry.value.type !== 'commands' || entry.skipped) return;
+    if (entry.value.type !== 'commands' || entry.skipped) {
+      this.serveReads(nodeId);
+      return;
+    }
     const waiting = this.waiting.get(nodeId) as Map<string, SimClient>;
     for (const command of entry.value.commands) {
       const result = machine.apply(command, entry.slot);
@@ -262,6 +347,7 @@ export class Simulation {
         }
       });
     }
+    this.serveReads(nodeId);
   }
 
   /** Records the operation's outcome in the history and starts the client's next one. */
@@ -298,26 +384,32 @@ export class Simulation {
     const pick = (): NodeId => ids[this.random.int(0, ids.length)] as NodeId;
     const roll = this.random.next();
     this.faultsInjected += 1;
-    if (roll < 0.3) {
+    if (roll < 0.25) {
       const leader = cluster.servingLeader();
       const victim = leader !== null && this.random.chance(0.6) ? leader : cluster.node(pick());
       cluster.crash(victim);
       this.cluster.queue.after(this.random.int(50_000, 1_500_000), () => {
         if (this.inFaultPhase && !victim.up) this.restartNode(victim);
       });
-    } else if (roll < 0.45) {
+    } else if (roll < 0.38) {
       const down = [...cluster.nodes.values()].filter((node) => !node.up);
       if (down.length > 0) this.restartNode(down[this.random.int(0, down.length)] as SimNode);
-    } else if (roll < 0.6) {
+    } else if (roll < 0.5) {
+      // A process pause (SIGSTOP, GC): the leader more often. It wakes up believing it still leads.
+      const leader = cluster.servingLeader();
+      const victim = leader !== null && this.random.chance(0.7) ? leader : cluster.node(pick());
+      cluster.pause(victim);
+      this.cluster.queue.after(this.random.int(100_000, 1_200_000), () => cluster.resume(victim));
+    } else if (roll < 0.62) {
       const isolated = pick();
       cluster.traceLine(`PARTITION isolate n${isolated}`);
       cluster.partition([isolated], ids.filter((id) => id !== isolated));
-    } else if (roll < 0.72) {
+    } else if (roll < 0.74) {
       const shuffled = [...ids].sort(() => this.random.next() - 0.5);
       const cut = this.random.int(1, ids.length);
       cluster.traceLine(`PARTITION split ${shuffled.slice(0, cut).join(',')} | ${shuffled.slice(cut).join(',')}`);
       cluster.partition(shuffled.slice(0, cut), shuffled.slice(cut));
-    } else if (roll < 0.82) {
+    } else if (roll < 0.84) {
       const from = pick();
       const to = pick();
       if (from !== to) {
@@ -341,6 +433,7 @@ export class Simulation {
     cluster.traceLine('LIVENESS PHASE: heal everything, restart every node, no loss');
     cluster.heal();
     cluster.network = RELIABLE_NETWORK;
+    for (const node of cluster.nodes.values()) cluster.resume(node);
     for (const node of cluster.nodes.values()) if (!node.up) this.restartNode(node);
   }
 

@@ -96,12 +96,12 @@ export function readMessage(value: unknown): Message {
       return { type, ...readEnvelope(fields), ballot: readBallot(fields.ballot, 'ballot'), promised: readBallot(fields.promised, 'promised') };
     }
     case 'heartbeat': {
-      const fields = readFields(value, ['type', 'from', 'to', 'ballot', 'commitIndex'], type);
-      return { type, ...readEnvelope(fields), ballot: readBallot(fields.ballot, 'ballot'), commitIndex: readSlot(fields.commitIndex, 'commitIndex') };
+      const fields = readFields(value, ['type', 'from', 'to', 'ballot', 'commitIndex', 'readRound'], type);
+      return { type, ...readEnvelope(fields), ballot: readBallot(fields.ballot, 'ballot'), commitIndex: readSlot(fields.commitIndex, 'commitIndex'), readRound: readSlot(fields.readRound, 'readRound') };
     }
     case 'heartbeat-ack': {
-      const fields = readFields(value, ['type', 'from', 'to', 'ballot', 'firstUnchosen', 'maxSlot'], type);
-      return { type, ...readEnvelope(fields), ballot: readBallot(fields.ballot, 'ballot'), firstUnchosen: readSlot(fields.firstUnchosen, 'firstUnchosen'), maxSlot: readSlot(fields.maxSlot, 'maxSlot') };
+      const fields = readFields(value, ['type', 'from', 'to', 'ballot', 'firstUnchosen', 'maxSlot', 'readRound'], type);
+      return { type, ...readEnvelope(fields), ballot: readBallot(fields.ballot, 'ballot'), firstUnchosen: readSlot(fields.firstUnchosen, 'firstUnchosen'), maxSlot: readSlot(fields.maxSlot, 'maxSlot'), readRound: readSlot(fields.readRound, 'readRound') };
     }
     case 'learn': {
       const fields = readFields(value, ['type', 'from', 'to', 'slots'], type);

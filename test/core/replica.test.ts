@@ -112,7 +112,7 @@ test('a new leader re-proposes the highest-ballot value, fills gaps with no-ops,
 test('only a serving leader takes proposals; others name the leader they know', () => {
   const follower = new Replica(options(2));
   assert.deepEqual(follower.propose(command(1)), { ok: false, error: 'not_leader', leaderHint: null });
-  follower.step({ type: 'heartbeat', from: 3, to: 2, ballot: B(1, 3), commitIndex: 1 });
+  follower.step({ type: 'heartbeat', from: 3, to: 2, ballot: B(1, 3), commitIndex: 1 , readRound: 0});
   assert.deepEqual(follower.propose(command(1)), { ok: false, error: 'not_leader', leaderHint: 3 });
 });
 
@@ -144,7 +144,7 @@ test('a follower confirms a slot only if it accepted it at the notifying leader\
   const value: EntryValue = { type: 'noop' };
   follower.step({ type: 'accept', from: 1, to: 2, ballot: B(1, 1), entries: [{ slot: 1, value }], commitIndex: 1 });
   follower.ready();
-  follower.step({ type: 'heartbeat', from: 3, to: 2, ballot: B(2, 3), commitIndex: 2 });
+  follower.step({ type: 'heartbeat', from: 3, to: 2, ballot: B(2, 3), commitIndex: 2 , readRound: 0});
   const ready = follower.ready();
   assert.equal(ready.apply.length, 0, 'an entry of another ballot is not assumed chosen');
   assert.ok(ready.send.some((message) => message.type === 'learn' && message.slots.includes(1)));

@@ -15,6 +15,8 @@ const LONG = process.env.SYNOD_LONG !== undefined && process.env.SYNOD_LONG !== 
 const SEEDS = LONG ? 5000 : 300;
 /** Seeds of the 5-node sweep. */
 const SEEDS_5_NODES = 50;
+/** Seeds with gets through the log instead of read index. */
+const SEEDS_LOG_READS = 100;
 
 interface Failure {
   readonly seed: number;
@@ -73,6 +75,14 @@ test(`sweep: ${SEEDS_5_NODES} seeds, 5 nodes, all faults on: no violations, no l
   assert.equal(summary.livenessFailures, 0, message);
   assert.deepEqual(summary.failedSeeds, [], message);
   assert.ok(summary.ops > 0, 'the 5-node sweep completed no client operations at all');
+});
+
+test(`sweep: ${SEEDS_LOG_READS} seeds, reads through the log (--read-mode log): no violations, no liveness failures`, { timeout: 120_000 }, () => {
+  const { summary, failures } = runSweep(SEEDS_LOG_READS, { readMode: 'log' });
+  const message = failureMessage(summary, failures, ' --read-mode log');
+  assert.equal(summary.violations, 0, message);
+  assert.equal(summary.livenessFailures, 0, message);
+  assert.ok(summary.ops > 0);
 });
 
 test('simulate is deterministic: the same seed gives the same run', () => {

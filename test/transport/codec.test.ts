@@ -28,7 +28,7 @@ test('codec: every sample message round-trips exactly', () => {
 });
 
 test('codec: rejects wrong shapes with WireDecodeError', () => {
-  const valid = { type: 'heartbeat', from: 1, to: 2, ballot: makeBallot(1, 1), commitIndex: 3 };
+  const valid = { type: 'heartbeat', from: 1, to: 2, ballot: makeBallot(1, 1), commitIndex: 3, readRound: 0 };
   const malformed: unknown[] = [
     null, 1, 'x', [], [valid],
     { ...valid, type: 'bogus' },

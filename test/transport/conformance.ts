@@ -50,8 +50,8 @@ export function sampleMessages(from: NodeId, to: NodeId): Message[] {
     { type: 'accept', from, to, ballot, commitIndex: 5, entries: [{ slot: 6, value: { type: 'commands', epoch, commands } }] },
     { type: 'accepted', from, to, ballot, slots: [6, 7, 2 ** 40], firstUnchosen: 6 },
     { type: 'nack', from, to, ballot, promised: makeBallot(9, to) },
-    { type: 'heartbeat', from, to, ballot, commitIndex: 0 },
-    { type: 'heartbeat-ack', from, to, ballot, firstUnchosen: 6, maxSlot: 7 },
+    { type: 'heartbeat', from, to, ballot, commitIndex: 0 , readRound: 0},
+    { type: 'heartbeat-ack', from, to, ballot, firstUnchosen: 6, maxSlot: 7 , readRound: 0},
     { type: 'learn', from, to, slots: [] },
     { type: 'learned', from, to, entries: [{ slot: 1, ballot: epoch, value: { type: 'commands', epoch, commands: [] } }] },
   ];
@@ -129,9 +129,9 @@ export function runTransportConformance(name: string, makeCluster: MakeCluster):
       const received = await startRecording(cluster);
       await transportOf(cluster, 3).stop();
       for (let index = 0; index < 20; index += 1) {
-        transportOf(cluster, 1).send({ type: 'heartbeat', from: 1, to: 3, ballot: makeBallot(1, 1), commitIndex: index });
+        transportOf(cluster, 1).send({ type: 'heartbeat', from: 1, to: 3, ballot: makeBallot(1, 1), commitIndex: index , readRound: 0});
       }
-      transportOf(cluster, 1).send({ type: 'heartbeat', from: 1, to: 2, ballot: makeBallot(1, 1), commitIndex: 1 });
+      transportOf(cluster, 1).send({ type: 'heartbeat', from: 1, to: 2, ballot: makeBallot(1, 1), commitIndex: 1 , readRound: 0});
       await waitFor(() => received.get(2)?.length === 1, 'message to the live peer');
       await new Promise((resolve) => setTimeout(resolve, 50));
       assert.equal(received.get(3)?.length, 0);

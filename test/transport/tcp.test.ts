@@ -55,7 +55,7 @@ function makeNode(nodeId: NodeId, addresses: Map<NodeId, TcpAddress>, overrides:
 }
 
 function heartbeat(from: NodeId, to: NodeId, commitIndex = 0): Message {
-  return { type: 'heartbeat', from, to, ballot: makeBallot(1, from), commitIndex };
+  return { type: 'heartbeat', from, to, ballot: makeBallot(1, from), commitIndex, readRound: 0 };
 }
 
 /** Starts `transports` and returns what each receives; stops them all when `body` ends. */

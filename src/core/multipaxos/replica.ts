@@ -43,6 +43,7 @@ import type {
   Ready,
   ReplicaStatus,
   Role,
+  ReadIndexResult,
 } from './types.js';
 
 /** Tunables. Every limit has a name with its unit. */
@@ -94,7 +95,7 @@ interface CandidateState {
   sentTick: number;
 }
 
-interface LeaderState {
+export interface LeaderState {
   readonly ballot: Ballot;
   /** Slot that holds this leader's StartWorking entry; serving starts once it is chosen. */
   readonly startWorkingSlot: number;
@@ -106,6 +107,19 @@ interface LeaderState {
   /** Peers heard from (with this ballot) since the last quorum check. */
   readonly heardFrom: Set<NodeId>;
   quorumCheckElapsed: number;
+  /** Read index: the latest round sent with heartbeats, and whether reads wait for a new one. */
+  readRound: number;
+  readRoundDue: boolean;
+  /** Per peer, the highest read round it acknowledged at this ballot. */
+  readonly readRoundAcked: Map<NodeId, number>;
+  /** Reads waiting for their round to be confirmed, in arrival (and round) order. */
+  pendingReads: PendingRead[];
+}
+
+interface PendingRead {
+  readonly id: number;
+  readonly index: number;
+  readonly round: number;
 }
 
 /** Hooks a scenario or a test can observe; never used for control flow. */
@@ -156,6 +170,7 @@ export class Replica {
   private persistOut: PersistRecord[] = [];
   private sendOut: Message[] = [];
   private applyOut: CommittedEntry[] = [];
+  private readsOut: ReadIndexResult[] = [];
 
   observer: ReplicaObserver | null = null;
 
@@ -236,6 +251,30 @@ export class Replica {
     return { ok: true };
   }
 
+  /**
+   * Asks for a read index (see `ReadIndexResult`); the answer comes in a later `Ready.reads` under
+   * `id`. Only a leader takes it. The index is this leader's commit point (the last slot of its
+   * chosen prefix), but at least its StartWorking slot. Every write acknowledged before now is
+   * chosen at or below it: a write chosen under an earlier ballot was accepted by a quorum, which
+   * intersects this leader's phase-1 quorum, so recovery placed StartWorking above it; a write
+   * chosen under this ballot was applied here before it was acknowledged; a write under a later
+   * ballot would mean a quorum promised above ours, and the confirming round would then fail.
+   * Unlike the last assigned slot, the commit point does not make reads wait for in-flight writes.
+   * All reads arriving before the next heartbeat round share that round: one quorum exchange
+   * confirms any number of reads.
+   */
+  readIndex(id: number): ProposeResult {
+    const leader = this.leader;
+    if (leader === null) return { ok: false, error: 'not_leader', leaderHint: this.leaderHint() };
+    if (leader.pendingReads.length >= this.options.proposalQueueMax) {
+      return { ok: false, error: 'overloaded', leaderHint: this.nodeId };
+    }
+    const index = Math.max(this.firstUnchosen - 1, leader.startWorkingSlot);
+    leader.pendingReads.push({ id, index, round: leader.readRound + 1 });
+    leader.readRoundDue = true;
+    return { ok: true };
+  }
+
   /** Starts phase 1 with a ballot higher than any seen (an election). */
   campaign(): void {
     const ballot = nextBallot(Math.max(this.promised, this.highestBallotSeen) as Ballot, this.nodeId);
@@ -253,16 +292,21 @@ export class Replica {
   /** True when there are effects waiting for `ready()`. */
   hasReady(): boolean {
     if (this.persistOut.length > 0 || this.sendOut.length > 0 || this.applyOut.length > 0) return true;
-    return this.role === 'leader' && this.canFlush();
+    if (this.readsOut.length > 0) return true;
+    return this.role === 'leader' && (this.canFlush() || this.leader?.readRoundDue === true);
   }
 
   /** Drains the effects accumulated since the last call (see the contract on `Ready`). */
   ready(): Ready {
-    if (this.role === 'leader') this.flushProposals();
-    const ready: Ready = { persist: this.persistOut, send: this.sendOut, apply: this.applyOut };
+    if (this.role === 'leader') {
+      this.flushProposals();
+      this.startReadRound();
+    }
+    const ready: Ready = { persist: this.persistOut, send: this.sendOut, apply: this.applyOut, reads: this.readsOut };
     this.persistOut = [];
     this.sendOut = [];
     this.applyOut = [];
+    this.readsOut = [];
     return ready;
   }
 
@@ -441,6 +485,10 @@ export class Replica {
       heartbeatElapsed: 0,
       heardFrom: new Set(),
       quorumCheckElapsed: 0,
+      readRound: 0,
+      readRoundDue: false,
+      readRoundAcked: new Map(),
+      pendingReads: [],
     };
     this.leaderBallot = ballot;
     this.trace(
@@ -598,8 +646,49 @@ export class Replica {
     leader.heartbeatElapsed = 0;
     for (const member of this.configuration().members) {
       if (member === this.nodeId) continue;
-      this.send({ type: 'heartbeat', from: this.nodeId, to: member, ballot: leader.ballot, commitIndex: this.firstUnchosen });
+      this.send({
+        type: 'heartbeat',
+        from: this.nodeId,
+        to: member,
+        ballot: leader.ballot,
+        commitIndex: this.firstUnchosen,
+        readRound: leader.readRound,
+      });
     }
+  }
+
+  /** Opens a new read round for the reads that arrived since the last one: a heartbeat to all. */
+  private startReadRound(): void {
+    const leader = this.leader;
+    assert(leader !== null, 'leader state present');
+    if (!leader.readRoundDue) return;
+    leader.readRoundDue = false;
+    leader.readRound += 1;
+    this.sendHeartbeats();
+    this.confirmReads(leader); // a single-member configuration confirms at once
+  }
+
+  /** Answers, in order, every pending read whose round a quorum (this leader included) acknowledged. */
+  private confirmReads(leader: LeaderState): void {
+    let confirmed = 0;
+    let confirmedRound = 0;
+    for (const read of leader.pendingReads) {
+      if (read.round > leader.readRound) break; // its round has not been sent yet
+      if (read.round > confirmedRound) {
+        if (!this.readRoundConfirmed(leader, read.round)) break;
+        confirmedRound = read.round;
+      }
+      this.readsOut.push({ id: read.id, ok: true, index: read.index });
+      confirmed += 1;
+    }
+    if (confirmed > 0) leader.pendingReads = leader.pendingReads.slice(confirmed);
+  }
+
+  /** True when a quorum (this leader included) acknowledged `round`. Overridable by tests only. */
+  protected readRoundConfirmed(leader: LeaderState, round: number): boolean {
+    const acknowledged = new Set<NodeId>([this.nodeId]);
+    for (const [member, acked] of leader.readRoundAcked) if (acked >= round) acknowledged.add(member);
+    return this.configuration().isQuorum(acknowledged);
   }
 
   /** Resends, per peer in one message, the in-flight slots it has not accepted yet. */
@@ -624,6 +713,10 @@ export class Replica {
     const leader = this.leader;
     if (leader === null || message.ballot !== leader.ballot) return;
     leader.heardFrom.add(message.from);
+    if (message.readRound > (leader.readRoundAcked.get(message.from) ?? 0)) {
+      leader.readRoundAcked.set(message.from, message.readRound);
+      if (leader.pendingReads.length > 0) this.confirmReads(leader);
+    }
   }
 
   private onNack(message: NackMessage): void {
@@ -650,6 +743,7 @@ export class Replica {
       ballot: message.ballot,
       firstUnchosen: this.firstUnchosen,
       maxSlot: this.maxSlot,
+      readRound: message.readRound,
     });
     this.learnCommitIndex(message.ballot, message.commitIndex, message.from);
   }
@@ -776,6 +870,8 @@ export class Replica {
     if (this.role !== 'follower') this.trace(`${this.role} -> follower`);
     this.role = 'follower';
     this.candidate = null;
+    // Reads not yet confirmed cannot be: this node may no longer lead. Their callers retry elsewhere.
+    for (const read of this.leader?.pendingReads ?? []) this.readsOut.push({ id: read.id, ok: false });
     this.leader = null;
     this.queue.length = 0;
     this.queueHead = 0;

@@ -89,6 +89,8 @@ export interface HeartbeatMessage extends Envelope {
   readonly type: 'heartbeat';
   readonly ballot: Ballot;
   readonly commitIndex: number;
+  /** The leader's latest read-index round (0: none yet); the ack echoes it. */
+  readonly readRound: number;
 }
 
 /** A follower's answer to a heartbeat: where its log stands, so the leader can track lag. */
@@ -97,6 +99,8 @@ export interface HeartbeatAckMessage extends Envelope {
   readonly ballot: Ballot;
   readonly firstUnchosen: number;
   readonly maxSlot: number;
+  /** The `readRound` of the heartbeat answered: this acceptor still had not promised above `ballot`. */
+  readonly readRound: number;
 }
 
 /** A learner asks which values were chosen at these slots (it holds none, or only an unconfirmed one). */
@@ -155,12 +159,26 @@ export interface CommittedEntry {
  * 3. then `apply` is applied to the state machine in the given (log) order; across all Ready
  *    batches each slot appears exactly once and slots increase by one;
  * 4. `ready()` is not called again until 1–3 of the previous batch are done.
+ * `reads` answers earlier `readIndex` calls; a confirmed read may be served once the state machine
+ * has applied its `index` (which may take later Ready batches).
  */
 export interface Ready {
   readonly persist: readonly PersistRecord[];
   readonly send: readonly Message[];
   readonly apply: readonly CommittedEntry[];
+  readonly reads: readonly ReadIndexResult[];
 }
+
+/**
+ * The answer to `Replica.readIndex(id)`.
+ * - ok: this node was the leader at some moment after the call (a quorum acknowledged a heartbeat
+ *   sent after it). A read executed on a state machine that has applied every slot up to `index`
+ *   is linearizable: every write acknowledged before the call sits at or below `index`.
+ * - not ok: leadership was lost before confirmation; the read was not served (retry elsewhere).
+ */
+export type ReadIndexResult =
+  | { readonly id: number; readonly ok: true; readonly index: number }
+  | { readonly id: number; readonly ok: false };
 
 /** A node's durable acceptor state, as rebuilt from its persisted records. */
 export interface PersistentState {

@@ -6,7 +6,7 @@
  */
 import { assert } from '../../core/assert.js';
 import { type Ballot, type NodeId, formatBallot } from '../../core/ballot.js';
-import type { EntryValue, Message, ReplicaStatus } from '../../core/multipaxos/types.js';
+import type { EntryValue, Message, ReadIndexResult, ReplicaStatus } from '../../core/multipaxos/types.js';
 import { KvStateMachine } from '../../kv/state-machine.js';
 import { decodeOperation, encodeOperation } from '../../kv/ops.js';
 import { type ReplicaFactory, SimCluster } from '../cluster.js';
@@ -50,12 +50,25 @@ export function describeValue(value: EntryValue | undefined): string {
   }
 }
 
+export type ReadOutcome = { status: 'pending' | 'refused' } | { status: 'served'; value: string | null };
+
+interface ScriptRead {
+  readonly node: NodeId;
+  readonly key: string;
+  /** Set once the node confirmed the read. */
+  index: number | null;
+  outcome: ReadOutcome;
+}
+
 export class MultiPaxosScript {
   readonly cluster: SimCluster;
   private readonly machines = new Map<NodeId, KvStateMachine>();
   /** What each node applied at each slot (label), and whether replay skipped it. */
   readonly applied = new Map<NodeId, Map<number, string>>();
   private clientSeq = 0;
+  private readIds = 0;
+  /** Read-index requests: the key each reads, and the outcome once known. */
+  private readonly reads = new Map<number, ScriptRead>();
 
   constructor(
     readonly recorder: ScenarioRecorder,
@@ -83,7 +96,9 @@ export class MultiPaxosScript {
         (this.applied.get(node) as Map<number, string>).set(entry.slot, label);
         if (entry.value.type !== 'commands' || entry.skipped) return;
         for (const command of entry.value.commands) (this.machines.get(node) as KvStateMachine).apply(command, entry.slot);
+        this.serveReads(node);
       },
+      onReads: (node, answers) => this.onReads(node, answers),
     });
     this.cluster.startScripted();
   }
@@ -115,6 +130,55 @@ export class MultiPaxosScript {
     assert(result.ok && result.type === 'get', 'read answered');
     this.say(`client: read(${key}) at n${node} -> ${result.value ?? 'absent'}`);
     return result.value;
+  }
+
+  /**
+   * A client reads `key` at `node` by read index: the node answers once a quorum confirmed its
+   * round and it applied the index, as a server would; see `readOutcome`.
+   */
+  readByIndex(node: NodeId, key: string): number {
+    const id = (this.readIds += 1);
+    const read: ScriptRead = { node, key, index: null, outcome: { status: 'pending' } };
+    this.reads.set(id, read); // before asking: a single-member or broken leader answers at once
+    this.say(`client: read(${key}) #${id} at n${node} by read index`);
+    const result = this.cluster.readIndex(node, id);
+    if (!result.ok) {
+      read.outcome = { status: 'refused' };
+      this.say(`client: read #${id} refused by n${node}: ${result.error}`);
+    }
+    return id;
+  }
+
+  /** Where read `id` stands: pending, refused (not leader, or leadership lost), or served. */
+  readOutcome(id: number): ReadOutcome {
+    const read = this.reads.get(id);
+    assert(read !== undefined, 'a read this script asked for');
+    return read.outcome;
+  }
+
+  private onReads(node: NodeId, answers: readonly ReadIndexResult[]): void {
+    for (const answer of answers) {
+      const read = this.reads.get(answer.id);
+      if (read === undefined || read.node !== node) continue;
+      if (answer.ok) read.index = answer.index;
+      else {
+        read.outcome = { status: 'refused' };
+        this.say(`client: read #${answer.id} refused by n${node}: leadership lost before confirmation`);
+      }
+    }
+    this.serveReads(node);
+  }
+
+  /** Serves the node's confirmed reads whose index it has applied. */
+  private serveReads(node: NodeId): void {
+    for (const [id, read] of this.reads) {
+      if (read.node !== node || read.index === null || read.outcome.status !== 'pending') continue;
+      if (this.cluster.node(node).appliedThrough < read.index) continue;
+      const result = (this.machines.get(node) as KvStateMachine).read({ type: 'get', key: read.key });
+      assert(result.ok && result.type === 'get', 'read answered');
+      read.outcome = { status: 'served', value: result.value };
+      this.say(`client: read(${read.key}) #${id} served by n${node} at index ${read.index} -> ${result.value ?? 'absent'}`);
+    }
   }
 
   deliver(filter: MessageFilter): number {
