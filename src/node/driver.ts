@@ -11,7 +11,8 @@
 import { assert } from '../core/assert.js';
 import type { Command } from '../core/command.js';
 import type { Replica } from '../core/multipaxos/replica.js';
-import type { CommittedEntry, Message, ProposeResult, ReplicaStatus } from '../core/multipaxos/types.js';
+import type { CommittedEntry, Message, ProposeResult, ReadIndexResult, ReplicaStatus } from '../core/multipaxos/types.js';
+import type { NodeId } from '../core/ballot.js';
 import type { LogStorage } from '../storage/adapter.js';
 import type { Transport } from '../transport/transport.js';
 
@@ -30,6 +31,10 @@ export interface DriverOptions {
   readonly tickMs: number;
   /** Receives chosen entries in log order, each exactly once. */
   readonly onApply: (entry: CommittedEntry) => void;
+  /** Receives read-index answers, after the entries of the same Ready were applied. */
+  readonly onReads?: (reads: readonly ReadIndexResult[]) => void;
+  /** Observes each durable append: how many records, and how long it took (ms). */
+  readonly onPersist?: (records: number, durationMs: number) => void;
   /** Called once if the loop fails (a storage error): the node must stop, not continue unsafely. */
   readonly onFatal?: (error: unknown) => void;
   readonly logger?: DriverLogger;
@@ -54,6 +59,9 @@ export class NodeDriver {
   private counters = { readies: 0, persistedRecords: 0, appends: 0, messagesSent: 0, entriesApplied: 0 };
   /** Resolves when the current loop run finishes (for a clean stop). */
   private idle: Promise<void> = Promise.resolve();
+  /** Heartbeat round trips per peer: when the unanswered heartbeat left, and the last measured RTT. */
+  private readonly heartbeatSentAt = new Map<NodeId, number>();
+  private readonly rtt = new Map<NodeId, number>();
 
   constructor(private readonly options: DriverOptions) {
     assert(options.tickMs > 0, 'tick interval must be positive');
@@ -86,6 +94,24 @@ export class NodeDriver {
     return result;
   }
 
+  /** Asks for a read index; the answer comes through `onReads` (only a leader takes it). */
+  readIndex(id: number): ProposeResult {
+    if (this.stopped || this.failed) return { ok: false, error: 'not_leader', leaderHint: null };
+    const result = this.replica.readIndex(id);
+    if (result.ok) this.schedule();
+    return result;
+  }
+
+  /** The last heartbeat round trip to each peer this node led (ms). */
+  peerRttMs(): ReadonlyMap<NodeId, number> {
+    return this.rtt;
+  }
+
+  /** True once the loop failed (storage error): the node serves nothing more. */
+  get hasFailed(): boolean {
+    return this.failed;
+  }
+
   /** Starts an election now (operator action, tests). */
   campaign(): void {
     if (this.stopped || this.failed) return;
@@ -103,6 +129,13 @@ export class NodeDriver {
 
   private receive(message: Message): void {
     if (this.stopped || this.failed) return;
+    if (message.type === 'heartbeat-ack') {
+      const sentAt = this.heartbeatSentAt.get(message.from);
+      if (sentAt !== undefined) {
+        this.rtt.set(message.from, performance.now() - sentAt);
+        this.heartbeatSentAt.delete(message.from);
+      }
+    }
     this.replica.step(message);
     this.schedule();
   }
@@ -129,12 +162,18 @@ export class NodeDriver {
         const ready = this.replica.ready();
         this.counters.readies += 1;
         if (ready.persist.length > 0) {
+          const started = performance.now();
           await this.options.storage.append(ready.persist);
+          this.options.onPersist?.(ready.persist.length, performance.now() - started);
           this.counters.appends += 1;
           this.counters.persistedRecords += ready.persist.length;
         }
         // Durable: now the messages may leave, then the chosen entries apply.
-        for (const message of ready.send) this.options.transport.send(message);
+        const now = performance.now();
+        for (const message of ready.send) {
+          if (message.type === 'heartbeat' && !this.heartbeatSentAt.has(message.to)) this.heartbeatSentAt.set(message.to, now);
+          this.options.transport.send(message);
+        }
         this.counters.messagesSent += ready.send.length;
         for (const entry of ready.apply) {
           assert(entry.slot === this.appliedThrough + 1, 'entries are applied in log order, exactly once');
@@ -142,6 +181,7 @@ export class NodeDriver {
           this.options.onApply(entry);
         }
         this.counters.entriesApplied += ready.apply.length;
+        if (ready.reads.length > 0) this.options.onReads?.(ready.reads);
         if (this.stopped) return;
       }
     } catch (error: unknown) {

@@ -28,7 +28,7 @@ export interface FakeServiceOptions {
 export class FakeKvService implements KvService {
   readonly machine = new KvStateMachine();
   readonly submitted: { operation: KvOperation; id: RequestId | undefined }[] = [];
-  readonly metricsContentType = 'text/plain; version=0.0.4; charset=utf-8';
+  readonly metricsContentType: string = 'text/plain; version=0.0.4; charset=utf-8';
   private slot = 0;
   private anonymous = 0;
   private readonly started = Date.now();

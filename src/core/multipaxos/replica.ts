@@ -44,6 +44,7 @@ import type {
   ReplicaStatus,
   Role,
   ReadIndexResult,
+  PeerProgress,
 } from './types.js';
 
 /** Tunables. Every limit has a name with its unit. */
@@ -112,6 +113,8 @@ export interface LeaderState {
   readRoundDue: boolean;
   /** Per peer, the highest read round it acknowledged at this ballot. */
   readonly readRoundAcked: Map<NodeId, number>;
+  /** Per peer, its firstUnchosen as last reported (heartbeat acks, accepted): for lag reporting. */
+  readonly peerFirstUnchosen: Map<NodeId, number>;
   /** Reads waiting for their round to be confirmed, in arrival (and round) order. */
   pendingReads: PendingRead[];
 }
@@ -320,7 +323,18 @@ export class Replica {
       firstUnchosen: this.firstUnchosen,
       appliedThrough: this.appliedThrough,
       maxSlot: this.maxSlot,
+      peers: this.peerProgress(),
     };
+  }
+
+  private peerProgress(): PeerProgress[] {
+    const leader = this.leader;
+    if (leader === null) return [];
+    const peers: PeerProgress[] = [];
+    for (const member of this.configuration().members) {
+      if (member !== this.nodeId) peers.push({ nodeId: member, firstUnchosen: leader.peerFirstUnchosen.get(member) ?? 0 });
+    }
+    return peers;
   }
 
   /** The acceptor's entry at a slot (for tests, scenarios and catch-up). */
@@ -488,6 +502,7 @@ export class Replica {
       readRound: 0,
       readRoundDue: false,
       readRoundAcked: new Map(),
+      peerFirstUnchosen: new Map(),
       pendingReads: [],
     };
     this.leaderBallot = ballot;
@@ -603,6 +618,7 @@ export class Replica {
     const leader = this.leader;
     if (leader === null || message.ballot !== leader.ballot) return;
     leader.heardFrom.add(message.from);
+    leader.peerFirstUnchosen.set(message.from, message.firstUnchosen);
     for (const slot of message.slots) this.recordAcceptance(slot, message.from);
     this.advanceChosen();
   }
@@ -713,6 +729,7 @@ export class Replica {
     const leader = this.leader;
     if (leader === null || message.ballot !== leader.ballot) return;
     leader.heardFrom.add(message.from);
+    leader.peerFirstUnchosen.set(message.from, message.firstUnchosen);
     if (message.readRound > (leader.readRoundAcked.get(message.from) ?? 0)) {
       leader.readRoundAcked.set(message.from, message.readRound);
       if (leader.pendingReads.length > 0) this.confirmReads(leader);

@@ -207,4 +207,12 @@ export interface ReplicaStatus {
   readonly firstUnchosen: number;
   readonly appliedThrough: number;
   readonly maxSlot: number;
+  /** A leader's view of each peer's chosen prefix (its firstUnchosen, last reported); empty otherwise. */
+  readonly peers: readonly PeerProgress[];
+}
+
+export interface PeerProgress {
+  readonly nodeId: NodeId;
+  /** The peer's firstUnchosen as last reported to this leader (0: not heard from yet). */
+  readonly firstUnchosen: number;
 }

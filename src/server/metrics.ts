@@ -1,0 +1,137 @@
+/**
+ * A node's Prometheus metrics (prom-client), in a registry of its own so several nodes can live in
+ * one process (tests). Counters are bumped on the paths that do the work; gauges that mirror state
+ * (roles, slots, lag, round trips) are read from the node when scraped.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** What the gauges read at scrape time. */
+export interface MetricsSource {
+  isLeader(): boolean;
+  firstUnchosen(): number;
+  appliedIndex(): number;
+  pendingRequests(): number;
+  keys(): number;
+  /** Per peer: lag in slots (leader only) and last heartbeat round trip in seconds. */
+  peers(): readonly { id: number; lagSlots: number | null; rttSeconds: number | null; connected: boolean }[];
+}
+
+export class NodeMetrics {
+  readonly registry = new Registry();
+  readonly proposals: Counter<'result'>;
+  readonly requests: Counter<'op' | 'result'>;
+  readonly requestSeconds: Histogram<'op'>;
+  readonly entriesApplied: Counter<'type'>;
+  readonly commandsApplied: Counter;
+  readonly batchCommands: Histogram;
+  readonly fsyncSeconds: Histogram;
+  readonly fsyncRecords: Histogram;
+  readonly leaderChanges: Counter;
+  readonly readIndexRequests: Counter<'result'>;
+
+  constructor(nodeId: number, source: MetricsSource, options: { processMetrics?: boolean } = {}) {
+    const registers = [this.registry];
+    this.registry.setDefaultLabels({ node: String(nodeId) });
+    if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'synod_' });
+    this.proposals = new Counter({
+      name: 'synod_proposals_total',
+      help: 'Client commands offered to the replica, by outcome (ok, not_leader, overloaded, too_large).',
+      labelNames: ['result'],
+      registers,
+    });
+    this.requests = new Counter({
+      name: 'synod_requests_total',
+      help: 'Client requests answered, by operation and result (ok or the error code).',
+      labelNames: ['op', 'result'],
+      registers,
+    });
+    this.requestSeconds = new Histogram({
+      name: 'synod_request_seconds',
+      help: 'Time from a client request reaching this node to its answer.',
+      labelNames: ['op'],
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers,
+    });
+    this.entriesApplied = new Counter({
+      name: 'synod_entries_applied_total',
+      help: 'Chosen log entries applied, by type (commands, noop, start-working, skipped).',
+      labelNames: ['type'],
+      registers,
+    });
+    this.commandsApplied = new Counter({ name: 'synod_commands_applied_total', help: 'Client commands applied (commits).', registers });
+    this.batchCommands = new Histogram({
+      name: 'synod_batch_commands',
+      help: 'Commands per applied log entry (batching).',
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
+      registers,
+    });
+    this.fsyncSeconds = new Histogram({
+      name: 'synod_fsync_seconds',
+      help: 'Latency of one durable append (write + fdatasync) of a Ready batch.',
+      buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5],
+      registers,
+    });
+    this.fsyncRecords = new Histogram({
+      name: 'synod_fsync_records',
+      help: 'Records made durable by one fdatasync (group commit).',
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 1024],
+      registers,
+    });
+    this.leaderChanges = new Counter({ name: 'synod_leader_changes_total', help: 'Changes of the leader this node follows or is.', registers });
+    this.readIndexRequests = new Counter({
+      name: 'synod_read_index_total',
+      help: 'Read-index requests, by outcome (confirmed, lost_leadership, refused).',
+      labelNames: ['result'],
+      registers,
+    });
+    this.stateGauges(source, registers);
+  }
+
+  private stateGauges(source: MetricsSource, registers: Registry[]): void {
+    new Gauge({ name: 'synod_is_leader', help: '1 if this node is the leader.', registers, collect() {
+      this.set(source.isLeader() ? 1 : 0);
+    } });
+    new Gauge({ name: 'synod_first_unchosen_slot', help: 'The first slot not known chosen here.', registers, collect() {
+      this.set(source.firstUnchosen());
+    } });
+    new Gauge({ name: 'synod_applied_index', help: 'The last slot applied to the state machine.', registers, collect() {
+      this.set(source.appliedIndex());
+    } });
+    new Gauge({ name: 'synod_pending_requests', help: 'Client requests waiting for an answer.', registers, collect() {
+      this.set(source.pendingRequests());
+    } });
+    new Gauge({ name: 'synod_keys', help: 'Keys in the store.', registers, collect() {
+      this.set(source.keys());
+    } });
+    new Gauge({
+      name: 'synod_peer_lag_slots',
+      help: 'How many slots a peer\'s chosen prefix trails the leader\'s (leader only).',
+      labelNames: ['peer'],
+      registers,
+      collect() {
+        this.reset();
+        for (const peer of source.peers()) if (peer.lagSlots !== null) this.set({ peer: String(peer.id) }, peer.lagSlots);
+      },
+    });
+    new Gauge({
+      name: 'synod_peer_rtt_seconds',
+      help: 'Last heartbeat round trip to a peer (measured while leading).',
+      labelNames: ['peer'],
+      registers,
+      collect() {
+        this.reset();
+        for (const peer of source.peers()) if (peer.rttSeconds !== null) this.set({ peer: String(peer.id) }, peer.rttSeconds);
+      },
+    });
+    new Gauge({
+      name: 'synod_peer_connected',
+      help: '1 if the outbound connection to a peer is up.',
+      labelNames: ['peer'],
+      registers,
+      collect() {
+        this.reset();
+        for (const peer of source.peers()) this.set({ peer: String(peer.id) }, peer.connected ? 1 : 0);
+      },
+    });
+  }
+}

@@ -1,0 +1,455 @@
+/**
+ * A Synod node: the Multi-Paxos replica on a real disk (FileStorage), real sockets (TcpTransport)
+ * and a real clock (NodeDriver), applying the chosen log to the key-value state machine and
+ * serving client requests as a `KvService`.
+ *
+ * Writes (and reads in `log` mode) become commands identified by (clientId, seq); the node that
+ * took the request answers when it applies that command, with the state machine's result (a retry
+ * of an applied command gets the stored result: exactly-once). Reads in `index` mode ask the
+ * replica for a read index, wait until it is confirmed and applied here, then read locally.
+ *
+ * Every request has a deadline (`requestTimeoutMs`): all share one duration, so arrival order is
+ * deadline order and one FIFO swept by a timer expires them without a timer per request.
+ */
+import { randomBytes, randomInt } from 'node:crypto';
+import { join } from 'node:path';
+import { destination, pino, type DestinationStream, type Logger } from 'pino';
+import { assert } from '../core/assert.js';
+import { formatBallot, type NodeId } from '../core/ballot.js';
+import type { Command } from '../core/command.js';
+import { Prng } from '../core/prng.js';
+import { Configuration, StaticConfiguration } from '../core/quorum/majority.js';
+import { DEFAULT_REPLICA_OPTIONS, Replica } from '../core/multipaxos/replica.js';
+import type { CommittedEntry, ProposeResult, ReadIndexResult } from '../core/multipaxos/types.js';
+import { encodeOperation, isReadOperation, validateOperation, type KvOperation, type KvReadOperation, type KvResult } from '../kv/ops.js';
+import { KvStateMachine } from '../kv/state-machine.js';
+import { NodeDriver } from '../node/driver.js';
+import { FileStorage } from '../storage/file.js';
+import { TcpTransport } from '../transport/tcp.js';
+import { formatHostPort, type NodeConfig } from './config.js';
+import { DataDirLock } from './lock.js';
+import { NodeMetrics } from './metrics.js';
+import type {
+  KvService,
+  NodeEndpoint,
+  NodeStatusReport,
+  PeerStatus,
+  RequestId,
+  ServiceFailure,
+  ServiceResult,
+  SubmitOptions,
+} from './service.js';
+
+export interface SynodNodeOptions {
+  /** Where the node's pino logs (JSON lines) go; default stdout. Level: `config.logLevel`. */
+  readonly logStream?: DestinationStream;
+  /** Called once if the node fails (storage error) and stops serving; the process should exit. */
+  readonly onFatal?: (error: unknown) => void;
+  /** Register Node.js process metrics (default true; off when several nodes share a process). */
+  readonly processMetrics?: boolean;
+}
+
+/** A request waiting for its answer. `done` is set once answered (by result, error or deadline). */
+interface Waiter {
+  readonly op: KvOperation['type'];
+  readonly started: number;
+  readonly deadline: number;
+  readonly resolve: (result: ServiceResult) => void;
+  done: boolean;
+}
+
+interface ReadWaiter extends Waiter {
+  readonly read: KvReadOperation;
+  /** Set once the leader confirmed the read. */
+  index: number;
+}
+
+/** How often expired requests are swept and leadership changes noticed. */
+const SWEEP_MS = 25;
+
+export class SynodNode implements KvService {
+  readonly metricsContentType: string;
+  readonly logger: Logger;
+  private readonly kv = new KvStateMachine();
+  private readonly metricsRegistry: NodeMetrics;
+  private readonly writes = new Map<string, Waiter[]>();
+  private readonly readsAsked = new Map<number, ReadWaiter>();
+  private readsConfirmed: ReadWaiter[] = [];
+  /** Every waiter in arrival (= deadline) order, for the sweep. */
+  private deadlines: Waiter[] = [];
+  private deadlinesHead = 0;
+  private pendingCount = 0;
+  private readIds = 0;
+  private anonymousSeq = 0;
+  private readonly anonymousClientId: string;
+  private appliedIndex = 0;
+  private lastLeader: NodeId | null = null;
+  private sweeper: NodeJS.Timeout | null = null;
+  private stopping = false;
+  private readonly startedAt = Date.now();
+
+  private constructor(
+    readonly config: NodeConfig,
+    private readonly driver: NodeDriver,
+    private readonly transport: TcpTransport,
+    private readonly lock: DataDirLock,
+    logger: Logger,
+    options: SynodNodeOptions,
+  ) {
+    this.logger = logger;
+    this.anonymousClientId = `~node${config.id}.${randomBytes(6).toString('hex')}`;
+    this.metricsRegistry = new NodeMetrics(config.id, this.metricsSource(), { processMetrics: options.processMetrics ?? true });
+    this.metricsContentType = this.metricsRegistry.registry.contentType;
+  }
+
+  /** Opens the data directory (recovering the log), connects to the peers and starts the replica. */
+  static async start(config: NodeConfig, options: SynodNodeOptions = {}): Promise<SynodNode> {
+    let ballot = '0.0';
+    const logger = pino(
+      { level: config.logLevel, base: { pid: process.pid, node: config.id }, mixin: () => ({ ballot }) },
+      options.logStream ?? destination(1),
+    );
+    const lock = await DataDirLock.acquire(config.dataDir);
+    try {
+      const storage = await FileStorage.open(join(config.dataDir, 'wal'), {
+        logger: { warn: (message: string) => logger.warn({ component: 'storage' }, message) },
+      });
+      const state = storage.state();
+      const replica = new Replica(
+        {
+          ...DEFAULT_REPLICA_OPTIONS,
+          nodeId: config.id,
+          configuration: new StaticConfiguration(new Configuration(config.members.map((member) => member.id))),
+          random: new Prng(randomInt(1, 2 ** 31)),
+          electionTicksMin: config.electionTicksMin,
+          electionTicksMax: config.electionTicksMax,
+          heartbeatTicks: config.heartbeatTicks,
+        },
+        state,
+      );
+      const self = config.members.find((member) => member.id === config.id);
+      assert(self !== undefined, 'config validated: this node is a member');
+      const transport = new TcpTransport({
+        nodeId: config.id,
+        clusterId: config.clusterId,
+        secret: config.secret,
+        listen: self.peer,
+        peers: new Map(config.members.filter((member) => member.id !== config.id).map((member) => [member.id, member.peer])),
+        logger: logger.child({ component: 'transport' }),
+      });
+      let node: SynodNode | null = null;
+      const driver = new NodeDriver({
+        replica,
+        storage,
+        transport,
+        tickMs: config.tickMs,
+        onApply: (entry) => node?.onApply(entry),
+        onReads: (reads) => node?.onReads(reads),
+        onPersist: (records, durationMs) => node?.onPersist(records, durationMs),
+        onFatal: (error) => node?.onFatal(error, options.onFatal),
+        logger,
+      });
+      node = new SynodNode(config, driver, transport, lock, logger, options);
+      const created = node;
+      // Every log line carries the promised ballot (refreshed by the sweep).
+      const status = (): string => formatBallot(driver.status().promised);
+      ballot = status();
+      await driver.start();
+      created.sweeper = setInterval(() => {
+        ballot = status();
+        created.sweep();
+      }, SWEEP_MS);
+      logger.info(
+        { members: config.members.length, peer: formatHostPort(self.peer), readMode: config.readMode, recoveredMaxSlot: driver.status().maxSlot },
+        'node started',
+      );
+      return created;
+    } catch (error) {
+      await lock.release();
+      throw error;
+    }
+  }
+
+  /** Stops serving: pending requests are answered `unavailable`, then the replica, sockets and disk close. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    if (this.sweeper !== null) clearInterval(this.sweeper);
+    this.failAll('unavailable', 'the node is stopping');
+    await this.driver.stop();
+    await this.lock.release();
+    this.logger.info({}, 'node stopped');
+  }
+
+  /** The peer address actually bound (port 0 in tests resolves here). */
+  peerAddress(): { host: string; port: number } | null {
+    return this.transport.address();
+  }
+
+  // ---------------------------------------------------------------- KvService
+
+  submit(operation: KvOperation, id?: RequestId, options?: SubmitOptions): Promise<ServiceResult> {
+    const invalid = validateOperation(operation);
+    if (invalid !== null) return Promise.resolve(this.answered(operation.type, performance.now(), invalid));
+    if (this.stopping || this.driver.hasFailed) {
+      return Promise.resolve(this.failed(operation.type, 'unavailable', 'the node is not serving (stopping or failed)'));
+    }
+    if (this.pendingCount >= this.config.pendingRequestsMax) {
+      return Promise.resolve(this.failed(operation.type, 'overloaded', `${this.pendingCount} requests pending at this node`));
+    }
+    const timeoutMs = Math.min(options?.timeoutMs ?? this.config.requestTimeoutMs, this.config.requestTimeoutMs);
+    if (isReadOperation(operation) && this.config.readMode === 'index') return this.read(operation, timeoutMs);
+    return this.write(operation, id, timeoutMs);
+  }
+
+  status(): NodeStatusReport {
+    const status = this.driver.status();
+    const leaderId = status.leaderHint;
+    return {
+      id: this.config.id,
+      role: status.role,
+      serving: status.serving,
+      leader: leaderId === null ? null : this.endpointOf(leaderId),
+      ballot: formatBallot(status.promised),
+      firstUnchosen: status.firstUnchosen,
+      appliedIndex: this.appliedIndex,
+      maxSlot: status.maxSlot,
+      revision: this.kv.revision,
+      keys: this.kv.stateMachineSize().keys,
+      peers: this.peerStatuses(),
+      readMode: this.config.readMode,
+      uptimeMs: Date.now() - this.startedAt,
+    };
+  }
+
+  metrics(): Promise<string> {
+    return this.metricsRegistry.registry.metrics();
+  }
+
+  /** Where a member serves clients. */
+  endpointOf(id: NodeId): NodeEndpoint {
+    const member = this.config.members.find((candidate) => candidate.id === id);
+    return {
+      id,
+      clientAddress: member?.client ? formatHostPort(member.client) : null,
+      httpAddress: member?.http ? formatHostPort(member.http) : null,
+    };
+  }
+
+  /** The state machine's digest (tests compare replicas). */
+  digest(): string {
+    return this.kv.digest();
+  }
+
+  // ---------------------------------------------------------------- requests
+
+  private write(operation: KvOperation, id: RequestId | undefined, timeoutMs: number): Promise<ServiceResult> {
+    const started = performance.now();
+    const requestId = id ?? { clientId: this.anonymousClientId, seq: (this.anonymousSeq += 1) };
+    const command: Command = { clientId: requestId.clientId, seq: requestId.seq, payload: encodeOperation(operation) };
+    const proposed = this.driver.propose(command);
+    this.metricsRegistry.proposals.inc({ result: proposed.ok ? 'ok' : proposed.error });
+    if (!proposed.ok) return Promise.resolve(this.refused(operation.type, started, proposed));
+    return new Promise((resolve) => {
+      const waiter = this.track(operation.type, started, timeoutMs, resolve);
+      const key = commandKey(command.clientId, command.seq);
+      const waiting = this.writes.get(key);
+      if (waiting === undefined) this.writes.set(key, [waiter]);
+      else waiting.push(waiter); // a retry arriving while the first attempt still waits
+    });
+  }
+
+  private read(operation: KvReadOperation, timeoutMs: number): Promise<ServiceResult> {
+    const started = performance.now();
+    const id = (this.readIds += 1);
+    const asked = this.driver.readIndex(id);
+    if (!asked.ok) {
+      this.metricsRegistry.readIndexRequests.inc({ result: 'refused' });
+      return Promise.resolve(this.refused(operation.type, started, asked));
+    }
+    return new Promise((resolve) => {
+      const waiter = this.track(operation.type, started, timeoutMs, resolve) as ReadWaiter;
+      Object.assign(waiter, { read: operation, index: 0 });
+      this.readsAsked.set(id, waiter);
+    });
+  }
+
+  private track(op: KvOperation['type'], started: number, timeoutMs: number, resolve: (result: ServiceResult) => void): Waiter {
+    const waiter: Waiter = { op, started, deadline: started + timeoutMs, resolve, done: false };
+    this.deadlines.push(waiter);
+    this.pendingCount += 1;
+    return waiter;
+  }
+
+  private finish(waiter: Waiter, result: ServiceResult): void {
+    if (waiter.done) return;
+    waiter.done = true;
+    this.pendingCount -= 1;
+    waiter.resolve(this.answered(waiter.op, waiter.started, result));
+  }
+
+  private answered(op: KvOperation['type'], started: number, result: ServiceResult | KvResult): ServiceResult {
+    this.metricsRegistry.requests.inc({ op, result: result.ok ? 'ok' : result.error });
+    this.metricsRegistry.requestSeconds.observe({ op }, (performance.now() - started) / 1000);
+    return result as ServiceResult;
+  }
+
+  private failed(op: KvOperation['type'], error: ServiceFailure['error'], message: string): ServiceResult {
+    return this.answered(op, performance.now(), { ok: false, error, message });
+  }
+
+  private refused(op: KvOperation['type'], started: number, refusal: Extract<ProposeResult, { ok: false }>): ServiceResult {
+    const failure: ServiceFailure = refusal.error === 'not_leader'
+      ? this.notLeader(refusal.leaderHint)
+      : refusal.error === 'overloaded'
+        ? { ok: false, error: 'overloaded', message: 'the leader\'s proposal queue is full' }
+        : { ok: false, error: 'too_large', message: 'the command exceeds the largest batch' };
+    return this.answered(op, started, failure);
+  }
+
+  private notLeader(hint: NodeId | null): ServiceFailure {
+    const leader = hint !== null && hint !== this.config.id ? this.endpointOf(hint) : undefined;
+    return leader === undefined
+      ? { ok: false, error: 'not_leader', message: `node ${this.config.id} does not lead and knows no leader yet` }
+      : { ok: false, error: 'not_leader', message: `node ${this.config.id} does not lead; node ${leader.id} does`, leader };
+  }
+
+  // ---------------------------------------------------------------- the log
+
+  private onApply(entry: CommittedEntry): void {
+    this.appliedIndex = entry.slot;
+    const value = entry.value;
+    if (value.type !== 'commands' || entry.skipped) {
+      this.kv.applyNoop(entry.slot);
+      this.metricsRegistry.entriesApplied.inc({ type: entry.skipped ? 'skipped' : value.type });
+    } else {
+      this.metricsRegistry.entriesApplied.inc({ type: 'commands' });
+      this.metricsRegistry.batchCommands.observe(value.commands.length);
+      this.metricsRegistry.commandsApplied.inc(value.commands.length);
+      for (const command of value.commands) {
+        const result = this.kv.apply(command, entry.slot);
+        if (this.writes.size === 0) continue;
+        const key = commandKey(command.clientId, command.seq);
+        const waiting = this.writes.get(key);
+        if (waiting === undefined) continue;
+        this.writes.delete(key);
+        for (const waiter of waiting) this.finish(waiter, result as ServiceResult);
+      }
+    }
+    if (this.readsConfirmed.length > 0) this.serveReads();
+  }
+
+  private onReads(reads: readonly ReadIndexResult[]): void {
+    for (const answer of reads) {
+      const waiter = this.readsAsked.get(answer.id);
+      if (waiter === undefined) continue;
+      this.readsAsked.delete(answer.id);
+      if (!answer.ok) {
+        this.metricsRegistry.readIndexRequests.inc({ result: 'lost_leadership' });
+        this.finish(waiter, this.notLeader(this.driver.status().leaderHint));
+        continue;
+      }
+      this.metricsRegistry.readIndexRequests.inc({ result: 'confirmed' });
+      waiter.index = answer.index;
+      this.readsConfirmed.push(waiter);
+    }
+    this.serveReads();
+  }
+
+  /** Answers the confirmed reads whose index has been applied here. */
+  private serveReads(): void {
+    const remaining: ReadWaiter[] = [];
+    for (const waiter of this.readsConfirmed) {
+      if (waiter.done) continue;
+      if (waiter.index > this.appliedIndex) remaining.push(waiter);
+      else this.finish(waiter, this.kv.read(waiter.read) as ServiceResult);
+    }
+    this.readsConfirmed = remaining;
+  }
+
+  private onPersist(records: number, durationMs: number): void {
+    this.metricsRegistry.fsyncSeconds.observe(durationMs / 1000);
+    this.metricsRegistry.fsyncRecords.observe(records);
+  }
+
+  private onFatal(error: unknown, notify: ((error: unknown) => void) | undefined): void {
+    this.logger.fatal({ err: error }, 'storage failed: the node stops serving');
+    this.failAll('unavailable', 'the node failed and stopped serving');
+    notify?.(error);
+  }
+
+  // ---------------------------------------------------------------- housekeeping
+
+  /** Expires requests past their deadline and notices leader changes. */
+  private sweep(): void {
+    const now = performance.now();
+    while (this.deadlinesHead < this.deadlines.length) {
+      const waiter = this.deadlines[this.deadlinesHead] as Waiter;
+      if (!waiter.done && waiter.deadline > now) break;
+      this.deadlinesHead += 1;
+      if (!waiter.done) this.finish(waiter, { ok: false, error: 'timeout', message: 'no answer in time; a write may still take effect (retry with the same request id)' });
+    }
+    if (this.deadlinesHead > 1024 && this.deadlinesHead * 2 > this.deadlines.length) {
+      this.deadlines = this.deadlines.slice(this.deadlinesHead);
+      this.deadlinesHead = 0;
+    }
+    for (const [key, waiting] of this.writes) if (waiting.every((waiter) => waiter.done)) this.writes.delete(key);
+    for (const [id, waiter] of this.readsAsked) if (waiter.done) this.readsAsked.delete(id);
+    const leader = this.driver.status().leaderHint;
+    if (leader !== this.lastLeader) {
+      this.lastLeader = leader;
+      if (leader !== null) {
+        this.metricsRegistry.leaderChanges.inc();
+        this.logger.info({ leader }, leader === this.config.id ? 'this node leads' : 'following a new leader');
+      }
+    }
+  }
+
+  private failAll(error: ServiceFailure['error'], message: string): void {
+    for (const waiter of this.deadlines.slice(this.deadlinesHead)) this.finish(waiter, { ok: false, error, message });
+    this.deadlines = [];
+    this.deadlinesHead = 0;
+    this.writes.clear();
+    this.readsAsked.clear();
+    this.readsConfirmed = [];
+  }
+
+  private peerStatuses(): PeerStatus[] {
+    const status = this.driver.status();
+    const transport = this.transport.stats().peers;
+    const rtt = this.driver.peerRttMs();
+    const leading = status.role === 'leader';
+    return this.config.members
+      .filter((member) => member.id !== this.config.id)
+      .map((member) => {
+        const progress = status.peers.find((peer) => peer.nodeId === member.id);
+        return {
+          id: member.id,
+          connected: transport.get(member.id)?.state === 'connected',
+          lag: leading && progress !== undefined && progress.firstUnchosen > 0 ? Math.max(0, status.firstUnchosen - progress.firstUnchosen) : null,
+          rttMs: leading ? (rtt.get(member.id) ?? null) : null,
+        };
+      });
+  }
+
+  private metricsSource() {
+    return {
+      isLeader: () => this.driver.status().role === 'leader',
+      firstUnchosen: () => this.driver.status().firstUnchosen,
+      appliedIndex: () => this.appliedIndex,
+      pendingRequests: () => this.pendingCount,
+      keys: () => this.kv.stateMachineSize().keys,
+      peers: () =>
+        this.peerStatuses().map((peer) => ({
+          id: peer.id,
+          lagSlots: peer.lag,
+          rttSeconds: peer.rttMs === null ? null : peer.rttMs / 1000,
+          connected: peer.connected,
+        })),
+    };
+  }
+}
+
+function commandKey(clientId: string, seq: number): string {
+  return `${seq}:${clientId}`;
+}
