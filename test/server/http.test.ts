@@ -552,6 +552,16 @@ test('unparseable requests and oversized headers get a JSON error and a closed c
   }, { api: { headerBytesMax: 1024 } });
 });
 
+test('an absolute-form request target is served like its path', async () => {
+  await withApi(async ({ port }) => {
+    const answer = await rawExchange(port, 'GET http://example.test/v1/kv/a%2Fb?x=1 HTTP/1.1\r\nHost: example.test\r\nConnection: close\r\n\r\n');
+    assert.match(answer, /^HTTP\/1\.1 400 /, 'the query is checked, so the path was parsed');
+    const found = await rawExchange(port, 'GET http://example.test/v1/kv/a%2Fb HTTP/1.1\r\nHost: example.test\r\nConnection: close\r\n\r\n');
+    assert.match(found, /^HTTP\/1\.1 404 /);
+    assert.match(found, /"key":"a\/b"/);
+  });
+});
+
 test('a request whose body does not arrive in time gets 408 timeout and a closed connection', async () => {
   await withApi(async ({ base, port, service }) => {
     const answer = await rawExchange(port, 'PUT /v1/kv/slow HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab');
@@ -596,6 +606,14 @@ test('stop closes idle keep-alive connections, answers requests in progress with
   await api.stop();
   await assert.rejects(fetch(`${base}/healthz`));
   await assert.rejects(api.start(), /start called twice or after stop/);
+});
+
+test('start rejects when the address is taken', async () => {
+  await withApi(async ({ port, service }) => {
+    const second = new HttpApi({ service, host: HOST, port });
+    await assert.rejects(second.start(), /EADDRINUSE/);
+    await second.stop();
+  });
 });
 
 test('invalid options are refused at construction', () => {
