@@ -1,0 +1,451 @@
+/**
+ * The server side of the binary client protocol (`src/protocol/wire.ts`): a TCP listener that
+ * decodes pipelined requests, hands each to `KvService.submit`, and writes the answers back in
+ * whatever order they complete.
+ *
+ * It protects the node from its clients: every limit is named and checked (connections, requests
+ * in flight per connection, frame bytes before and after the hello, response bytes), a socket
+ * whose write buffer is full stops being read until it drains, and bad input closes only the
+ * connection that sent it, after one typed error frame. Nothing a client sends can throw out of a
+ * socket handler.
+ */
+import net from 'node:net';
+import { assert } from '../core/assert.js';
+import { validateOperation } from '../kv/ops.js';
+import {
+  HELLO_FRAME_BYTES_MAX,
+  PROTOCOL_VERSION,
+  REQUEST_FRAME_BYTES_MAX_DEFAULT,
+  RESPONSE_FRAME_BYTES_MAX,
+  decodeClientMessage,
+  encodeServerMessage,
+  type ClientMessage,
+  type RequestMessage,
+  type ServerMessage,
+} from '../protocol/wire.js';
+import { ProtocolDecodeError } from '../protocol/reader.js';
+import { FrameDecoder, encodeFrame } from '../transport/framing.js';
+import { FrameTooLargeError } from '../transport/transport.js';
+import type { KvService, ServiceErrorCode, ServiceFailure, ServiceResult } from './service.js';
+
+/** The logging surface the listener needs: a subset of pino's, so a pino logger fits as is. */
+export interface ClientListenerLogger {
+  info(fields: object, message: string): void;
+  warn(fields: object, message: string): void;
+  error(fields: object, message: string): void;
+}
+
+export interface ClientListenerOptions {
+  readonly service: KvService;
+  readonly host: string;
+  /** 0 picks an ephemeral port; `start` resolves with the one bound. */
+  readonly port: number;
+  readonly logger?: ClientListenerLogger;
+  /** Largest request frame payload (default: the largest valid operation plus overhead). */
+  readonly frameBytesMax?: number;
+  /** Requests of one connection waiting for the service; beyond it requests get `overloaded`. */
+  readonly inFlightMaxPerConnection?: number;
+  /** Open connections; beyond it a new connection gets `overloaded` and is closed. */
+  readonly connectionsMax?: number;
+  /** Passed to `KvService.submit` as `timeoutMs` (absent: the service's default). */
+  readonly requestTimeoutMs?: number;
+  /** How long a new connection may take to send its hello (default 10 s). */
+  readonly helloTimeoutMs?: number;
+}
+
+/** Counters for a status page and tests. */
+export interface ClientListenerStats {
+  /** Connections accepted (under `connectionsMax`), since start. */
+  readonly connectionsAccepted: number;
+  /** Connections refused for being over `connectionsMax`. */
+  readonly connectionsRefused: number;
+  readonly connectionsOpen: number;
+  /** Requests and status requests received. */
+  readonly requests: number;
+  /** Response frames written (results, failures, status, welcomes). */
+  readonly responses: number;
+  /** Socket writes: many responses completed in the same tick share one. */
+  readonly writes: number;
+  /** Failure responses, by code. */
+  readonly errors: Readonly<Partial<Record<ServiceErrorCode, number>>>;
+  /** Connections closed for a malformed or oversized frame or a protocol violation. */
+  readonly protocolErrors: number;
+}
+
+export const IN_FLIGHT_MAX_PER_CONNECTION_DEFAULT = 1024;
+export const CONNECTIONS_MAX_DEFAULT = 1024;
+export const HELLO_TIMEOUT_MS_DEFAULT = 10_000;
+/** After a fatal error frame, how long the client gets to read it and close before we reset. */
+const LINGER_MS = 1000;
+
+const silentLogger: ClientListenerLogger = { info: () => {}, warn: () => {}, error: () => {} };
+
+/** Mutable counters behind `ClientListenerStats`. */
+class ListenerCounters {
+  connectionsAccepted = 0;
+  connectionsRefused = 0;
+  requests = 0;
+  responses = 0;
+  writes = 0;
+  protocolErrors = 0;
+  readonly errors: Partial<Record<ServiceErrorCode, number>> = {};
+
+  countFailure(code: ServiceErrorCode): void {
+    this.errors[code] = (this.errors[code] ?? 0) + 1;
+  }
+}
+
+/** What a connection needs from its listener (resolved options and shared counters). */
+interface ConnectionContext {
+  readonly service: KvService;
+  readonly logger: ClientListenerLogger;
+  readonly frameBytesMax: number;
+  readonly inFlightMax: number;
+  readonly requestTimeoutMs: number | undefined;
+  readonly helloTimeoutMs: number;
+  readonly counters: ListenerCounters;
+  closed(connection: ClientConnection): void;
+}
+
+/** Serves the binary client protocol for one `KvService` on one TCP address. */
+export class ClientListener {
+  private readonly context: ConnectionContext;
+  private readonly connectionsMax: number;
+  private readonly connections = new Set<ClientConnection>();
+  /** Connections in `connections` that were accepted (not refused). */
+  private connectionsOpen = 0;
+  private readonly counters = new ListenerCounters();
+  private server: net.Server | null = null;
+  private state: 'new' | 'running' | 'stopped' = 'new';
+
+  constructor(private readonly options: ClientListenerOptions) {
+    const frameBytesMax = options.frameBytesMax ?? REQUEST_FRAME_BYTES_MAX_DEFAULT;
+    const inFlightMax = options.inFlightMaxPerConnection ?? IN_FLIGHT_MAX_PER_CONNECTION_DEFAULT;
+    this.connectionsMax = options.connectionsMax ?? CONNECTIONS_MAX_DEFAULT;
+    assert(Number.isSafeInteger(frameBytesMax) && frameBytesMax >= HELLO_FRAME_BYTES_MAX, 'frameBytesMax must be an integer of at least HELLO_FRAME_BYTES_MAX');
+    assert(frameBytesMax <= 0xffff_ffff, 'frameBytesMax exceeds the u32 length prefix');
+    assert(Number.isSafeInteger(inFlightMax) && inFlightMax >= 1, 'inFlightMaxPerConnection must be a positive integer');
+    assert(Number.isSafeInteger(this.connectionsMax) && this.connectionsMax >= 1, 'connectionsMax must be a positive integer');
+    assert(options.requestTimeoutMs === undefined || options.requestTimeoutMs > 0, 'requestTimeoutMs must be positive');
+    this.context = {
+      service: options.service,
+      logger: options.logger ?? silentLogger,
+      frameBytesMax,
+      inFlightMax,
+      requestTimeoutMs: options.requestTimeoutMs,
+      helloTimeoutMs: options.helloTimeoutMs ?? HELLO_TIMEOUT_MS_DEFAULT,
+      counters: this.counters,
+      closed: (connection) => this.onClosed(connection),
+    };
+  }
+
+  /** Listens; resolves with the bound address. Rejects if the address is unavailable. */
+  async start(): Promise<{ host: string; port: number }> {
+    assert(this.state === 'new', 'ClientListener.start called twice or after stop');
+    const server = net.createServer((socket) => this.onConnection(socket));
+    // A backstop for sockets beyond those we answer with `overloaded` (they are closed unanswered).
+    server.maxConnections = 2 * this.connectionsMax + 16;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.options.port, this.options.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    server.on('error', (error) => this.context.logger.error({ error: error.message }, 'client listener error'));
+    this.server = server;
+    this.state = 'running';
+    const address = this.address();
+    this.context.logger.info({ address }, 'client listener started');
+    return address;
+  }
+
+  /** The bound address (useful with port 0). */
+  address(): { host: string; port: number } {
+    const address = this.server?.address();
+    assert(address !== null && address !== undefined && typeof address === 'object', 'client listener is not listening');
+    return { host: address.address, port: address.port };
+  }
+
+  /** Stops listening and closes every connection; requests in flight are abandoned. Idempotent. */
+  async stop(): Promise<void> {
+    if (this.state === 'stopped') return;
+    this.state = 'stopped';
+    for (const connection of [...this.connections]) connection.close();
+    const server = this.server;
+    this.server = null;
+    if (server !== null) await new Promise<void>((resolve) => server.close(() => resolve()));
+    this.context.logger.info({}, 'client listener stopped');
+  }
+
+  /** A snapshot of the counters. */
+  stats(): ClientListenerStats {
+    const connectionsOpen = this.connectionsOpen;
+    const { connectionsAccepted, connectionsRefused, requests, responses, writes, protocolErrors } = this.counters;
+    return { connectionsAccepted, connectionsRefused, connectionsOpen, requests, responses, writes, protocolErrors, errors: { ...this.counters.errors } };
+  }
+
+  private onConnection(socket: net.Socket): void {
+    if (this.state !== 'running') {
+      socket.destroy();
+      return;
+    }
+    const refused = this.connectionsOpen >= this.connectionsMax;
+    const connection = new ClientConnection(this.context, socket, refused);
+    this.connections.add(connection);
+    if (!refused) this.connectionsOpen += 1;
+    if (refused) {
+      this.counters.connectionsRefused += 1;
+      this.context.logger.warn({ remote: connection.remoteAddress, connectionsMax: this.connectionsMax }, 'client connection refused: too many connections');
+      connection.fail({ ok: false, error: 'overloaded', message: `the node has ${this.connectionsMax} client connections` }, false);
+    } else {
+      this.counters.connectionsAccepted += 1;
+    }
+  }
+
+  private onClosed(connection: ClientConnection): void {
+    assert(this.connections.delete(connection), 'a connection closes once');
+    if (!connection.refused) this.connectionsOpen -= 1;
+    assert(this.connectionsOpen >= 0, 'open connections never go negative');
+  }
+}
+
+/** One client's connection: hello, then requests in, responses out. */
+class ClientConnection {
+  readonly remoteAddress: string;
+  private readonly decoder = new FrameDecoder(HELLO_FRAME_BYTES_MAX);
+  private state: 'awaiting-hello' | 'open' | 'closing' | 'closed' = 'awaiting-hello';
+  /** reqIds submitted to the service and not yet answered. */
+  private readonly inFlight = new Set<number>();
+  /** Encoded response frames waiting for the next flush. */
+  private outgoing: Buffer[] = [];
+  private flushScheduled = false;
+  private readingPaused = false;
+  private timer: NodeJS.Timeout | null;
+
+  constructor(
+    private readonly context: ConnectionContext,
+    private readonly socket: net.Socket,
+    readonly refused: boolean,
+  ) {
+    this.remoteAddress = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
+    socket.setNoDelay(true);
+    this.timer = setTimeout(() => this.fail({ ok: false, error: 'timeout', message: 'no hello in time' }, true), context.helloTimeoutMs);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', (error) => context.logger.info({ remote: this.remoteAddress, error: error.message }, 'client connection error'));
+    socket.on('close', () => this.close());
+  }
+
+  /** Read through a method so the compiler does not narrow `state` across calls that change it. */
+  private isActive(): boolean {
+    return this.state === 'awaiting-hello' || this.state === 'open';
+  }
+
+  /** Closes the socket at once (idempotent); answers still pending are dropped. */
+  close(): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    this.inFlight.clear();
+    this.outgoing = [];
+    this.socket.destroy();
+    this.context.closed(this);
+  }
+
+  /**
+   * Sends `failure` with reqId 0 after any responses already queued, then ends the connection.
+   * Input is read and discarded meanwhile (an unread receive buffer would turn our close into a
+   * reset that could destroy the error frame); the client gets `LINGER_MS` to close its side.
+   */
+  fail(failure: ServiceFailure, protocolError: boolean): void {
+    if (!this.isActive()) return;
+    if (protocolError) {
+      this.context.counters.protocolErrors += 1;
+      this.context.logger.warn({ remote: this.remoteAddress, code: failure.error, reason: failure.message }, 'client connection closed: protocol error');
+    }
+    this.queue({ type: 'failure', reqId: 0, failure });
+    this.state = 'closing';
+    this.inFlight.clear();
+    this.flush();
+    this.socket.end();
+    if (this.readingPaused) this.socket.resume();
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.close(), LINGER_MS);
+  }
+
+  private onData(chunk: Buffer): void {
+    if (!this.isActive()) return;
+    let frames: Buffer[];
+    try {
+      frames = this.decoder.push(chunk);
+    } catch (error) {
+      if (!(error instanceof FrameTooLargeError)) throw error;
+      this.fail({ ok: false, error: 'too_large', message: error.message }, true);
+      return;
+    }
+    for (const payload of frames) {
+      // A frame may end the connection; nothing after it is looked at.
+      if (!this.isActive()) return;
+      this.onFrame(payload);
+    }
+  }
+
+  private onFrame(payload: Uint8Array): void {
+    let message: ClientMessage;
+    try {
+      message = decodeClientMessage(payload);
+    } catch (error) {
+      if (!(error instanceof ProtocolDecodeError)) throw error;
+      this.onMalformed(error);
+      return;
+    }
+    if (message.type === 'hello') {
+      this.onHello(message.version);
+      return;
+    }
+    if (this.state !== 'open') {
+      this.fail({ ok: false, error: 'bad_request', message: 'request before hello' }, true);
+      return;
+    }
+    if (this.inFlight.has(message.reqId)) {
+      this.fail({ ok: false, error: 'bad_request', message: `reqId ${message.reqId} is already in flight` }, true);
+      return;
+    }
+    this.context.counters.requests += 1;
+    if (message.type === 'status-request') this.onStatusRequest(message.reqId);
+    else this.onRequest(message);
+  }
+
+  /** A request whose body is malformed is answered alone; anything else ends the connection. */
+  private onMalformed(error: ProtocolDecodeError): void {
+    const reqId = error.reqId;
+    if (reqId !== null && this.state === 'open' && !this.inFlight.has(reqId)) {
+      this.context.counters.requests += 1;
+      this.queue({ type: 'failure', reqId, failure: { ok: false, error: 'bad_request', message: error.message } });
+      return;
+    }
+    this.fail({ ok: false, error: 'bad_request', message: error.message }, true);
+  }
+
+  private onHello(version: number): void {
+    if (this.state !== 'awaiting-hello') {
+      this.fail({ ok: false, error: 'bad_request', message: 'second hello' }, true);
+      return;
+    }
+    let nodeId: number;
+    try {
+      nodeId = this.context.service.status().id;
+    } catch (error) {
+      this.context.logger.error({ error: String(error) }, 'service status failed');
+      this.fail({ ok: false, error: 'unavailable', message: 'the node cannot report its id' }, false);
+      return;
+    }
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    this.state = 'open';
+    this.decoder.frameBytesMax = this.context.frameBytesMax;
+    const requestFrameBytesMax = this.context.frameBytesMax;
+    this.queue({ type: 'welcome', version: Math.min(version, PROTOCOL_VERSION), nodeId, requestFrameBytesMax });
+  }
+
+  private onStatusRequest(reqId: number): void {
+    try {
+      this.queueEncoded(encodeServerMessage({ type: 'status', reqId, status: this.context.service.status() }));
+    } catch (error) {
+      this.context.logger.error({ error: String(error) }, 'service status failed');
+      this.queue({ type: 'failure', reqId, failure: { ok: false, error: 'unavailable', message: 'the node cannot report its status' } });
+    }
+  }
+
+  private onRequest(request: RequestMessage): void {
+    const { reqId, operation } = request;
+    const invalid = validateOperation(operation);
+    if (invalid !== null) {
+      this.queue({ type: 'failure', reqId, failure: invalid });
+      return;
+    }
+    if (this.inFlight.size >= this.context.inFlightMax) {
+      const message = `connection has ${this.context.inFlightMax} requests in flight`;
+      this.queue({ type: 'failure', reqId, failure: { ok: false, error: 'overloaded', message } });
+      return;
+    }
+    this.inFlight.add(reqId);
+    const timeoutMs = this.context.requestTimeoutMs;
+    let answer: Promise<ServiceResult>;
+    try {
+      answer = this.context.service.submit(operation, { clientId: request.clientId, seq: request.seq }, timeoutMs === undefined ? undefined : { timeoutMs });
+    } catch (error) {
+      answer = Promise.reject(error);
+    }
+    answer.then(
+      (result) => this.complete(reqId, result),
+      (error: unknown) => {
+        // The contract says submit never rejects; a rejection is a service bug, answered as such.
+        this.context.logger.error({ error: String(error) }, 'service submit rejected');
+        this.complete(reqId, { ok: false, error: 'unavailable', message: 'internal error' });
+      },
+    );
+  }
+
+  private complete(reqId: number, result: ServiceResult): void {
+    if (!this.isActive() || !this.inFlight.delete(reqId)) return;
+    this.queue(result.ok ? { type: 'result', reqId, result } : { type: 'failure', reqId, failure: result });
+  }
+
+  /** Encodes and queues a response; one that cannot be encoded or is too large becomes a failure. */
+  private queue(message: ServerMessage): void {
+    let payload: Uint8Array;
+    try {
+      payload = encodeServerMessage(message);
+    } catch (error) {
+      this.context.logger.error({ error: String(error), type: message.type }, 'response could not be encoded');
+      payload = this.fallback(message, { ok: false, error: 'unavailable', message: 'internal error: response could not be encoded' });
+    }
+    if (payload.byteLength > RESPONSE_FRAME_BYTES_MAX) {
+      payload = this.fallback(message, { ok: false, error: 'too_large', message: `response is over ${RESPONSE_FRAME_BYTES_MAX} bytes; ask for less` });
+    }
+    if (message.type === 'failure') this.context.counters.countFailure(message.failure.error);
+    this.queueEncoded(payload);
+  }
+
+  private fallback(message: ServerMessage, failure: ServiceFailure): Uint8Array {
+    this.context.counters.countFailure(failure.error);
+    const reqId = message.type === 'welcome' ? 0 : message.reqId;
+    return encodeServerMessage({ type: 'failure', reqId, failure });
+  }
+
+  /** Everything queued in one tick leaves in one corked write, at the end of the tick. */
+  private queueEncoded(payload: Uint8Array): void {
+    if (!this.isActive()) return;
+    this.outgoing.push(encodeFrame(payload));
+    this.context.counters.responses += 1;
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => this.flush());
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    if (this.outgoing.length === 0 || this.state === 'closed') return;
+    const frames = this.outgoing;
+    this.outgoing = [];
+    this.socket.cork();
+    let writable = true;
+    for (const frame of frames) writable = this.socket.write(frame);
+    this.socket.uncork();
+    this.context.counters.writes += 1;
+    if (!writable) this.pauseReading();
+  }
+
+  /** Backpressure: a client that does not read its answers stops being read until they drain. */
+  private pauseReading(): void {
+    if (this.readingPaused || this.state !== 'open') return;
+    this.readingPaused = true;
+    this.socket.pause();
+    this.socket.once('drain', () => {
+      this.readingPaused = false;
+      if (this.isActive() || this.state === 'closing') this.socket.resume();
+    });
+  }
+}
