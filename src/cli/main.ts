@@ -1,26 +1,25 @@
 #!/usr/bin/env node
 /**
  * The `synod` command. Subcommands:
+ * - `start`    run one node; `cluster` run a local cluster of node processes;
+ * - `put`, `get`, `del`, `cas`, `list`, `status`: the client;
  * - `sim`      run the deterministic simulator (many seeds, or one seed with trace/history);
  * - `scenario` run one scripted scenario of SCENARIOS.md (S1..S6) and print its trace and verdict.
  */
 import { writeFileSync } from 'node:fs';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import { formatHistory } from '../check/history.js';
 import { simulate } from '../sim/simulation.js';
 import { sweep } from '../sim/sweep.js';
 import { scenarioById, scenarioIds } from '../sim/scenarios/registry.js';
-
-function integer(name: string, min: number): (text: string) => number {
-  return (text) => {
-    const value = Number(text);
-    if (!Number.isSafeInteger(value) || value < min) throw new InvalidArgumentError(`${name} must be an integer >= ${min}`);
-    return value;
-  };
-}
+import { registerClientCommands } from './client-commands.js';
+import { integer } from './options.js';
+import { registerServerCommands } from './server-commands.js';
 
 const program = new Command();
-program.name('synod').description('Paxos consensus: simulator, scenarios and (soon) a replicated KV service').showHelpAfterError();
+program.name('synod').description('Paxos consensus: a replicated key-value store, its simulator and scenarios').showHelpAfterError();
+registerServerCommands(program);
+registerClientCommands(program);
 
 program
   .command('sim')

@@ -1,0 +1,245 @@
+/**
+ * `synod start` (one node) and `synod cluster` (a local cluster of child processes).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, openSync, readFileSync, writeFileSync, closeSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { Option, type Command } from 'commander';
+import {
+  ConfigError,
+  formatHostPort,
+  formatMembers,
+  makeConfig,
+  parseMembers,
+  readConfigFile,
+  type MemberConfig,
+  type NodeConfig,
+} from '../server/config.js';
+import { SynodServer } from '../server/server.js';
+import { SynodClient } from '../client/index.js';
+import { errorMessage, fail, integer } from './options.js';
+
+/** What `synod cluster` writes to `<data>/cluster.json` for the client commands and for people. */
+export interface ClusterFile {
+  readonly clusterId: string;
+  readonly endpoints: string;
+  readonly nodes: readonly { id: number; client: string; http: string; peer: string; data: string; log: string }[];
+}
+
+export const CLUSTER_FILE = 'cluster.json';
+const SECRET_FILE = 'secret';
+const STOP_GRACE_MS = 10_000;
+
+interface StartOptions {
+  id?: number;
+  peers?: string;
+  data?: string;
+  config?: string;
+  clusterId?: string;
+  secretFile?: string;
+  tickMs?: number;
+  readMode?: 'index' | 'log';
+  logLevel?: NodeConfig['logLevel'];
+  requestTimeoutMs?: number;
+}
+
+export function registerServerCommands(program: Command): void {
+  program
+    .command('start')
+    .description('run one node of a cluster (logs JSON lines to stdout)')
+    .option('--id <n>', 'this node\'s id (1..1023)', integer('--id', 1))
+    .option('--peers <spec>', 'every member, this one included: id=host:peerPort[:clientPort[:httpPort]],...')
+    .option('--data <dir>', 'data directory (the log and the lock live here)')
+    .option('--config <file>', 'JSON config file (flags override it)')
+    .option('--cluster-id <id>', 'cluster id; peers of another cluster are refused')
+    .option('--secret-file <file>', 'file holding the cluster secret (or set SYNOD_SECRET)')
+    .option('--tick-ms <ms>', 'real time per replica tick', integer('--tick-ms', 1))
+    .addOption(new Option('--read-mode <mode>', 'linearizable reads by read index, or through the log').choices(['index', 'log']))
+    .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'silent']))
+    .option('--request-timeout-ms <ms>', 'answer timeout after this long', integer('--request-timeout-ms', 1))
+    .action((options: StartOptions) => runStart(options));
+
+  program
+    .command('cluster')
+    .description('run a local cluster of node processes on loopback (Ctrl-C stops them all)')
+    .option('--nodes <n>', 'number of nodes', integer('--nodes', 1), 3)
+    .option('--data <dir>', 'data directory (one subdirectory per node)', 'data')
+    .option('--port-base <port>', 'node i serves clients on base+i, HTTP on base+1000+i, peers on base+100+i', integer('--port-base', 1), 7000)
+    .addOption(new Option('--read-mode <mode>', 'linearizable reads by read index, or through the log').choices(['index', 'log']).default('index'))
+    .addOption(new Option('--log-level <level>', 'node log level').choices(['trace', 'debug', 'info', 'warn', 'error']).default('info'))
+    .action((options: { nodes: number; data: string; portBase: number; readMode: 'index' | 'log'; logLevel: string }) => runCluster(options));
+}
+
+function startConfig(options: StartOptions): NodeConfig {
+  const file = options.config === undefined ? {} : readConfigFile(options.config);
+  const secret = readSecret(options.secretFile) ?? file.secret;
+  const members = options.peers === undefined ? file.members : parseMembers(options.peers);
+  const id = options.id ?? file.id;
+  const dataDir = options.data ?? file.dataDir;
+  if (id === undefined) throw new ConfigError('--id is required');
+  if (members === undefined || members.length === 0) throw new ConfigError('--peers is required');
+  if (dataDir === undefined) throw new ConfigError('--data is required');
+  if (secret === undefined) throw new ConfigError('a cluster secret is required: --secret-file FILE or SYNOD_SECRET');
+  const overrides: Partial<NodeConfig> = {};
+  if (options.clusterId !== undefined) Object.assign(overrides, { clusterId: options.clusterId });
+  if (options.tickMs !== undefined) Object.assign(overrides, { tickMs: options.tickMs });
+  if (options.readMode !== undefined) Object.assign(overrides, { readMode: options.readMode });
+  if (options.logLevel !== undefined) Object.assign(overrides, { logLevel: options.logLevel });
+  if (options.requestTimeoutMs !== undefined) Object.assign(overrides, { requestTimeoutMs: options.requestTimeoutMs });
+  return makeConfig({ ...file, ...overrides, id, secret, dataDir, members });
+}
+
+function readSecret(file: string | undefined): string | undefined {
+  if (file !== undefined) {
+    try {
+      return readFileSync(file, 'utf8').trim();
+    } catch (error) {
+      throw new ConfigError(`cannot read the secret file ${file}: ${errorMessage(error)}`);
+    }
+  }
+  const fromEnv = process.env.SYNOD_SECRET;
+  return fromEnv === undefined || fromEnv === '' ? undefined : fromEnv;
+}
+
+async function runStart(options: StartOptions): Promise<void> {
+  let server: SynodServer;
+  try {
+    server = await SynodServer.start(startConfig(options), {
+      onFatal: (error) => {
+        console.error(`synod: node failed: ${errorMessage(error)}`);
+        process.exit(1);
+      },
+    });
+  } catch (error) {
+    fail(errorMessage(error));
+    return;
+  }
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    server.node.logger.info({ signal }, 'stopping');
+    server.stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        console.error(`synod: stop failed: ${errorMessage(error)}`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+/** The members of a local cluster: node i on loopback at fixed offsets from `base`. */
+export function localMembers(count: number, base: number): MemberConfig[] {
+  return Array.from({ length: count }, (_, index) => {
+    const id = index + 1;
+    return {
+      id,
+      peer: { host: '127.0.0.1', port: base + 100 + id },
+      client: { host: '127.0.0.1', port: base + id },
+      http: { host: '127.0.0.1', port: base + 1000 + id },
+    };
+  });
+}
+
+function clusterSecret(dataDir: string): string {
+  const path = join(dataDir, SECRET_FILE);
+  if (existsSync(path)) return readFileSync(path, 'utf8').trim();
+  const secret = randomBytes(32).toString('hex');
+  writeFileSync(path, `${secret}\n`, { mode: 0o600 });
+  return secret;
+}
+
+async function runCluster(options: { nodes: number; data: string; portBase: number; readMode: 'index' | 'log'; logLevel: string }): Promise<void> {
+  const dataDir = resolve(options.data);
+  mkdirSync(dataDir, { recursive: true });
+  clusterSecret(dataDir);
+  const members = localMembers(options.nodes, options.portBase);
+  const spec = formatMembers(members);
+  const file: ClusterFile = {
+    clusterId: 'synod',
+    endpoints: members.map((member) => formatHostPort(member.client as { host: string; port: number })).join(','),
+    nodes: members.map((member) => ({
+      id: member.id,
+      client: formatHostPort(member.client as { host: string; port: number }),
+      http: formatHostPort(member.http as { host: string; port: number }),
+      peer: formatHostPort(member.peer),
+      data: join(dataDir, `node-${member.id}`),
+      log: join(dataDir, `node-${member.id}`, 'node.log'),
+    })),
+  };
+  writeFileSync(join(dataDir, CLUSTER_FILE), `${JSON.stringify(file, null, 2)}\n`);
+  const children = new Map<number, ChildProcess>();
+  let stopping = false;
+  for (const node of file.nodes) {
+    mkdirSync(node.data, { recursive: true });
+    const log = openSync(node.log, 'a');
+    const args = [
+      ...process.execArgv,
+      process.argv[1] as string,
+      'start',
+      '--id', String(node.id),
+      '--peers', spec,
+      '--data', node.data,
+      '--secret-file', join(dataDir, SECRET_FILE),
+      '--read-mode', options.readMode,
+      '--log-level', options.logLevel,
+    ];
+    const child = spawn(process.execPath, args, { stdio: ['ignore', log, log] });
+    closeSync(log);
+    children.set(node.id, child);
+    child.on('exit', (code, signal) => {
+      children.delete(node.id);
+      if (!stopping) console.error(`synod: node ${node.id} exited (${signal ?? `code ${code}`}); see ${node.log}`);
+      if (children.size === 0 && stopping) process.exit(0);
+    });
+  }
+  const stopAll = (): void => {
+    if (stopping) return;
+    stopping = true;
+    console.log('\nstopping the cluster...');
+    for (const child of children.values()) child.kill('SIGTERM');
+    if (children.size === 0) process.exit(0);
+    setTimeout(() => {
+      for (const child of children.values()) child.kill('SIGKILL');
+    }, STOP_GRACE_MS).unref();
+  };
+  process.on('SIGINT', stopAll);
+  process.on('SIGTERM', stopAll);
+  printBanner(file, dataDir);
+  await reportLeader(file, () => stopping);
+}
+
+function printBanner(file: ClusterFile, dataDir: string): void {
+  console.log(`synod: ${file.nodes.length}-node cluster, data in ${dataDir}`);
+  for (const node of file.nodes) console.log(`  node ${node.id}: client ${node.client}  http http://${node.http}  peer ${node.peer}  log ${node.log}`);
+  const http = file.nodes[0]?.http ?? '127.0.0.1:8001';
+  console.log('try (in another terminal):');
+  console.log('  npx synod put greeting hello && npx synod get greeting');
+  console.log('  npx synod status');
+  console.log(`  curl -sL -X PUT --data-binary world http://${http}/v1/kv/greeting && curl -sL http://${http}/v1/kv/greeting`);
+  console.log('Ctrl-C stops every node.');
+}
+
+/** Waits for a serving leader and says which node it is (or that none appeared in time). */
+async function reportLeader(file: ClusterFile, stopping: () => boolean): Promise<void> {
+  const client = new SynodClient({ endpoints: file.endpoints.split(','), timeoutMs: 2_000, attemptTimeoutMs: 500 });
+  try {
+    const deadline = Date.now() + 30_000;
+    while (!stopping() && Date.now() < deadline) {
+      const statuses = await client.statusAll();
+      const leader = statuses.find((entry) => 'status' in entry && entry.status.serving);
+      if (leader !== undefined && 'status' in leader) {
+        console.log(`synod: ready — node ${leader.status.id} leads (ballot ${leader.status.ballot})`);
+        return;
+      }
+      await new Promise((resolveSleep) => setTimeout(resolveSleep, 200));
+    }
+    if (!stopping()) console.error('synod: no leader after 30 s; check the node logs');
+  } finally {
+    await client.close();
+  }
+}
