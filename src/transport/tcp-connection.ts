@@ -284,7 +284,13 @@ export class InboundConnection {
     socket.on('error', (error) => {
       context.logger.info({ nodeId: context.nodeId, peerId: this.peerId, remote: this.remoteAddress, error: error.message }, 'inbound connection error');
     });
-    socket.on('close', () => this.close());
+    socket.on('close', () => {
+      // A dialer that hangs up after our challenge could not verify our proof: it holds another
+      // secret (or is probing). Refused like any failed handshake, so it is counted and logged.
+      if (this.state === 'awaiting-proof') {
+        this.refuse(new HandshakeError('handshake-abandoned', `node ${this.peerId ?? '?'} hung up after the challenge (a different secret?)`));
+      } else this.close();
+    });
   }
 
   /** Read through a method so the compiler does not narrow it across callbacks that change it. */

@@ -45,6 +45,7 @@ export type AuthFailureReason =
   | 'bad-proof'
   | 'malformed-handshake'
   | 'handshake-timeout'
+  | 'handshake-abandoned'
   | 'duplicate-handshake';
 
 /** The state of the outbound (sending) connection to one peer. */
