@@ -66,6 +66,10 @@ export const BACKOFF_MS_MIN_DEFAULT = 10;
 export const BACKOFF_MS_MAX_DEFAULT = 1000;
 /** Most lanes a client may have: lane ids must fit the servers' client id limit. */
 export const LANES_MAX = 65_536;
+/** Most endpoints a client keeps (given plus learned from redirects): a bound on connections. */
+export const ENDPOINTS_MAX = 64;
+/** Keys a `list` returns when no limit is given; `more` says whether there are others. */
+export const LIST_LIMIT_DEFAULT = 100;
 
 /** Failures that a retry cannot turn into a success. */
 const TERMINAL_CODES: ReadonlySet<string> = new Set(['cas_failed', 'too_large', 'bad_request']);
@@ -141,9 +145,9 @@ export class SynodClient {
     return this.execute(operation);
   }
 
-  /** Lists up to `limit` (default 100) keys starting with `prefix`, in UTF-8 byte order. */
+  /** Lists up to `limit` (default `LIST_LIMIT_DEFAULT`) keys starting with `prefix`, in UTF-8 byte order. */
   list(prefix: string, options: { readonly limit?: number } = {}): Promise<KvListResult> {
-    return this.execute({ type: 'list', prefix, limit: options.limit ?? 100 });
+    return this.execute({ type: 'list', prefix, limit: options.limit ?? LIST_LIMIT_DEFAULT });
   }
 
   /** The endpoint last known to lead (it answered, or a node named it); null when unknown. */
@@ -268,17 +272,21 @@ export class SynodClient {
   private onNotLeader(route: Route, leader: NodeEndpoint | undefined): number {
     if (leader !== undefined) route.lastLeader = leader;
     const hint = leader?.clientAddress ?? null;
-    if (hint === null || parseEndpoint(hint) === null || hint === route.endpoint) {
-      if (this.leaderEndpoint === route.endpoint) this.leaderEndpoint = null;
-      return this.moveOn(route);
-    }
-    if (!this.endpoints.includes(hint)) this.endpoints.push(hint);
+    if (hint === null || hint === route.endpoint || !this.learn(hint)) return this.moveOn(route);
     this.leaderEndpoint = hint;
     this.preferred = hint;
     route.endpoint = hint;
     route.redirects += 1;
     // Nodes pointing at each other (a stale view during an election) must not spin.
     return route.redirects > this.endpoints.length ? this.backoff(route) : 0;
+  }
+
+  /** Adds a redirect target to the endpoints; false when it is junk or there are too many. */
+  private learn(endpoint: string): boolean {
+    if (this.endpoints.includes(endpoint)) return true;
+    if (parseEndpoint(endpoint) === null || this.endpoints.length >= ENDPOINTS_MAX) return false;
+    this.endpoints.push(endpoint);
+    return true;
   }
 
   /** After a failure on this node: the next endpoint, with a backoff once all have failed in a row. */
@@ -362,6 +370,7 @@ function configError(message: string): SynodClientError {
 
 function checkEndpoints(endpoints: readonly string[]): string[] {
   if (!Array.isArray(endpoints) || endpoints.length === 0) throw configError('endpoints must list at least one host:port');
+  if (endpoints.length > ENDPOINTS_MAX) throw configError(`endpoints must list at most ${ENDPOINTS_MAX}`);
   for (const endpoint of endpoints) {
     if (parseEndpoint(endpoint) === null) throw configError(`endpoint ${JSON.stringify(endpoint)} is not host:port`);
   }

@@ -66,6 +66,8 @@ export interface ClientListenerStats {
   readonly responses: number;
   /** Socket writes: many responses completed in the same tick share one. */
   readonly writes: number;
+  /** Times a connection stopped being read because its answers were not being read (backpressure). */
+  readonly readPauses: number;
   /** Failure responses, by code. */
   readonly errors: Readonly<Partial<Record<ServiceErrorCode, number>>>;
   /** Connections closed for a malformed or oversized frame or a protocol violation. */
@@ -87,6 +89,7 @@ class ListenerCounters {
   requests = 0;
   responses = 0;
   writes = 0;
+  readPauses = 0;
   protocolErrors = 0;
   readonly errors: Partial<Record<ServiceErrorCode, number>> = {};
 
@@ -181,8 +184,11 @@ export class ClientListener {
   /** A snapshot of the counters. */
   stats(): ClientListenerStats {
     const connectionsOpen = this.connectionsOpen;
-    const { connectionsAccepted, connectionsRefused, requests, responses, writes, protocolErrors } = this.counters;
-    return { connectionsAccepted, connectionsRefused, connectionsOpen, requests, responses, writes, protocolErrors, errors: { ...this.counters.errors } };
+    const { connectionsAccepted, connectionsRefused, requests, responses, writes, readPauses, protocolErrors } = this.counters;
+    return {
+      connectionsAccepted, connectionsRefused, connectionsOpen, requests, responses, writes, readPauses, protocolErrors,
+      errors: { ...this.counters.errors },
+    };
   }
 
   private onConnection(socket: net.Socket): void {
@@ -350,12 +356,14 @@ class ClientConnection {
   }
 
   private onStatusRequest(reqId: number): void {
+    let message: ServerMessage;
     try {
-      this.queueEncoded(encodeServerMessage({ type: 'status', reqId, status: this.context.service.status() }));
+      message = { type: 'status', reqId, status: this.context.service.status() };
     } catch (error) {
       this.context.logger.error({ error: String(error) }, 'service status failed');
-      this.queue({ type: 'failure', reqId, failure: { ok: false, error: 'unavailable', message: 'the node cannot report its status' } });
+      message = { type: 'failure', reqId, failure: { ok: false, error: 'unavailable', message: 'the node cannot report its status' } };
     }
+    this.queue(message);
   }
 
   private onRequest(request: RequestMessage): void {
@@ -393,26 +401,28 @@ class ClientConnection {
     this.queue(result.ok ? { type: 'result', reqId, result } : { type: 'failure', reqId, failure: result });
   }
 
-  /** Encodes and queues a response; one that cannot be encoded or is too large becomes a failure. */
+  /** Encodes and queues a response. */
   private queue(message: ServerMessage): void {
+    this.queueEncoded(this.encode(message));
+  }
+
+  /**
+   * Encodes a response; one that cannot be encoded (a bug in the service's answer) or is too
+   * large for a client to accept becomes a failure for the same reqId. Counts failures sent.
+   */
+  private encode(message: ServerMessage): Uint8Array {
     let payload: Uint8Array;
     try {
       payload = encodeServerMessage(message);
     } catch (error) {
       this.context.logger.error({ error: String(error), type: message.type }, 'response could not be encoded');
-      payload = this.fallback(message, { ok: false, error: 'unavailable', message: 'internal error: response could not be encoded' });
+      return this.encode(failureFor(message, 'unavailable', 'internal error: the response could not be encoded'));
     }
     if (payload.byteLength > RESPONSE_FRAME_BYTES_MAX) {
-      payload = this.fallback(message, { ok: false, error: 'too_large', message: `response is over ${RESPONSE_FRAME_BYTES_MAX} bytes; ask for less` });
+      return this.encode(failureFor(message, 'too_large', `the response is over ${RESPONSE_FRAME_BYTES_MAX} bytes; ask for less`));
     }
     if (message.type === 'failure') this.context.counters.countFailure(message.failure.error);
-    this.queueEncoded(payload);
-  }
-
-  private fallback(message: ServerMessage, failure: ServiceFailure): Uint8Array {
-    this.context.counters.countFailure(failure.error);
-    const reqId = message.type === 'welcome' ? 0 : message.reqId;
-    return encodeServerMessage({ type: 'failure', reqId, failure });
+    return payload;
   }
 
   /** Everything queued in one tick leaves in one corked write, at the end of the tick. */
@@ -442,10 +452,17 @@ class ClientConnection {
   private pauseReading(): void {
     if (this.readingPaused || this.state !== 'open') return;
     this.readingPaused = true;
+    this.context.counters.readPauses += 1;
     this.socket.pause();
     this.socket.once('drain', () => {
       this.readingPaused = false;
       if (this.isActive() || this.state === 'closing') this.socket.resume();
     });
   }
+}
+
+/** A failure answering the same request as `message` (reqId 0 for a welcome). */
+function failureFor(message: ServerMessage, error: ServiceErrorCode, text: string): ServerMessage {
+  const reqId = message.type === 'welcome' ? 0 : message.reqId;
+  return { type: 'failure', reqId, failure: { ok: false, error, message: text } };
 }

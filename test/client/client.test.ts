@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SynodClient, SynodClientError, parseEndpoint, type SynodClientOptions } from '../../src/client/index.js';
 import { VALUE_BYTES_MAX } from '../../src/kv/index.js';
-import type { ServiceResult } from '../../src/server/service.js';
+import type { KvService, ServiceResult } from '../../src/server/service.js';
 import { FakeKvService } from '../helpers/fake-service.js';
 import { HOST, HookedService, closedPort, never, startListener, waitFor, type RunningListener } from './harness.js';
 
@@ -11,7 +11,7 @@ class Fixture {
   private readonly listeners: RunningListener[] = [];
   private readonly clients: SynodClient[] = [];
 
-  async listen(service: FakeKvService | HookedService = new FakeKvService(), options: Parameters<typeof startListener>[1] = {}): Promise<RunningListener> {
+  async listen(service: KvService = new FakeKvService(), options: Parameters<typeof startListener>[1] = {}): Promise<RunningListener> {
     const running = await startListener(service, options);
     this.listeners.push(running);
     return running;
@@ -171,6 +171,32 @@ test('client: a connection lost mid-request is retried on the next endpoint with
     assert.equal(ids.length, 2);
     assert.deepStrictEqual(ids[0], ids[1]);
     assert.equal(client.leader(), second.endpoint);
+  });
+});
+
+test('client: a write applied before its connection dropped is answered from the dedup table, not applied again', async () => {
+  await withFixture(async (fixture) => {
+    const fake = new FakeKvService();
+    // Applies every request to the shared state, then goes silent: the answer is lost.
+    const appliesSilently: KvService = {
+      metricsContentType: fake.metricsContentType,
+      submit: (operation, id, options) => {
+        void fake.submit(operation, id, options);
+        return never();
+      },
+      status: () => fake.status(),
+      metrics: () => fake.metrics(),
+    };
+    const first = await fixture.listen(appliesSilently);
+    const second = await fixture.listen(fake);
+    const client = fixture.client({ endpoints: [first.endpoint, second.endpoint], attemptTimeoutMs: 5000 });
+    await fake.submit({ type: 'put', key: 'k', value: 'before' });
+    const put = client.put('k', 'v');
+    await waitFor(() => fake.submitted.length === 2, 'the put to be applied at the silent node');
+    await first.listener.stop();
+    assert.deepStrictEqual(await put, { ok: true, type: 'put', revision: 2, version: 2, previous: 'before' });
+    assert.equal(fake.machine.revision, 2, 'applied once');
+    assert.deepStrictEqual(fake.submitted[1]?.id, fake.submitted[2]?.id);
   });
 });
 

@@ -118,6 +118,15 @@ export class RawClient {
     return messages;
   }
 
+  /** Stops reading from the socket (the server's answers pile up in its buffers). */
+  pause(): void {
+    this.socket.pause();
+  }
+
+  resume(): void {
+    this.socket.resume();
+  }
+
   destroy(): void {
     this.socket.destroy();
   }

@@ -215,6 +215,23 @@ test('listener: responses complete out of order and keep their reqIds', async ()
   });
 });
 
+test('listener: a client that does not read its answers stops being read until they drain', async () => {
+  await withListener(undefined, {}, async ({ port, listener }) => {
+    const client = await RawClient.connect(port);
+    const value = 'v'.repeat(VALUE_BYTES_MAX);
+    client.send(request(1, { type: 'put', key: 'big', value }));
+    await client.next();
+    client.pause();
+    const count = 32;
+    client.sendAll(Array.from({ length: count }, (_, index) => request(2 + index, { type: 'get', key: 'big' })));
+    await waitFor(() => listener.stats().readPauses >= 1, 'the listener to pause reading');
+    client.resume();
+    const answers = await client.take(count);
+    for (const answer of answers) assert.ok(answer.type === 'result' && answer.result.type === 'get' && answer.result.value === value);
+    client.destroy();
+  });
+});
+
 test('listener: a service that throws or rejects is answered unavailable; the listener keeps serving', async () => {
   const service = new HookedService();
   service.hook = (operation) => {
