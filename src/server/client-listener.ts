@@ -199,14 +199,14 @@ export class ClientListener {
     const refused = this.connectionsOpen >= this.connectionsMax;
     const connection = new ClientConnection(this.context, socket, refused);
     this.connections.add(connection);
-    if (!refused) this.connectionsOpen += 1;
-    if (refused) {
-      this.counters.connectionsRefused += 1;
-      this.context.logger.warn({ remote: connection.remoteAddress, connectionsMax: this.connectionsMax }, 'client connection refused: too many connections');
-      connection.fail({ ok: false, error: 'overloaded', message: `the node has ${this.connectionsMax} client connections` }, false);
-    } else {
+    if (!refused) {
+      this.connectionsOpen += 1;
       this.counters.connectionsAccepted += 1;
+      return;
     }
+    this.counters.connectionsRefused += 1;
+    this.context.logger.warn({ remote: connection.remoteAddress, connectionsMax: this.connectionsMax }, 'client connection refused: too many connections');
+    connection.fail({ ok: false, error: 'overloaded', message: `the node has ${this.connectionsMax} client connections` }, false);
   }
 
   private onClosed(connection: ClientConnection): void {

@@ -171,8 +171,3 @@ export class HookedService implements KvService {
 export function never<T>(): Promise<T> {
   return new Promise<T>(() => {});
 }
-
-/** A promise of `result` after `delayMs`. */
-export function after<T>(delayMs: number, result: () => Promise<T>): Promise<T> {
-  return new Promise<void>((resolve) => setTimeout(resolve, delayMs)).then(result);
-}
