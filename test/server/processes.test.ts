@@ -6,6 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { statSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -256,6 +257,10 @@ async function rawExchange(port: number, bytes: Buffer, index = 1, afterFirst?: 
     socket.on('close', () => reject(new Error(`connection closed after ${seen} frame(s)`)));
   });
 }
+
+test('the built synod command is executable (npx synod runs it directly)', { skip: EXTENSION === '.ts' }, () => {
+  assert.ok((statSync(CLI).mode & 0o111) !== 0, `${CLI} is not executable`);
+});
 
 test('synod cluster, then synod put and get from the CLI; Ctrl-C stops every node', { timeout: 60_000 }, async () => {
   const dir = await mkdtemp(join(tmpdir(), 'synod-cli-'));
