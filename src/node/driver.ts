@@ -1,7 +1,7 @@
 /**
  * The driver: runs a replica's Ready loop on a real clock with real storage and transport.
  *
- *   persist (await durability) -> send -> apply -> next Ready
+ *   apply -> persist (await durability) -> send -> next Ready
  *
  * One Ready is in progress at a time. While its records are being made durable, messages keep
  * arriving and are stepped into the replica; they accumulate into the next Ready, so under load
@@ -161,20 +161,8 @@ export class NodeDriver {
       while (!this.failed && this.replica.hasReady()) {
         const ready = this.replica.ready();
         this.counters.readies += 1;
-        if (ready.persist.length > 0) {
-          const started = performance.now();
-          await this.options.storage.append(ready.persist);
-          this.options.onPersist?.(ready.persist.length, performance.now() - started);
-          this.counters.appends += 1;
-          this.counters.persistedRecords += ready.persist.length;
-        }
-        // Durable: now the messages may leave, then the chosen entries apply.
-        const now = performance.now();
-        for (const message of ready.send) {
-          if (message.type === 'heartbeat' && !this.heartbeatSentAt.has(message.to)) this.heartbeatSentAt.set(message.to, now);
-          this.options.transport.send(message);
-        }
-        this.counters.messagesSent += ready.send.length;
+        // Chosen entries apply (and their clients hear back) before this Ready's fsync: being
+        // chosen needs none of these records (see the contract on `Ready`).
         for (const entry of ready.apply) {
           assert(entry.slot === this.appliedThrough + 1, 'entries are applied in log order, exactly once');
           this.appliedThrough = entry.slot;
@@ -182,6 +170,20 @@ export class NodeDriver {
         }
         this.counters.entriesApplied += ready.apply.length;
         if (ready.reads.length > 0) this.options.onReads?.(ready.reads);
+        if (ready.persist.length > 0) {
+          const started = performance.now();
+          await this.options.storage.append(ready.persist);
+          this.options.onPersist?.(ready.persist.length, performance.now() - started);
+          this.counters.appends += 1;
+          this.counters.persistedRecords += ready.persist.length;
+        }
+        // Durable: now the messages may leave.
+        const now = performance.now();
+        for (const message of ready.send) {
+          if (message.type === 'heartbeat' && !this.heartbeatSentAt.has(message.to)) this.heartbeatSentAt.set(message.to, now);
+          this.options.transport.send(message);
+        }
+        this.counters.messagesSent += ready.send.length;
         if (this.stopped) return;
       }
     } catch (error: unknown) {

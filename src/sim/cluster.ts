@@ -4,8 +4,9 @@
  * crashes; a crash loses everything the driver had not yet persisted, and every message of a Ready
  * whose persist had not completed.
  *
- * The driver enforces the `Ready` contract: persist (after a simulated disk latency) → send →
- * apply, one Ready at a time, applied slots contiguous and exactly once per incarnation.
+ * The driver follows the `Ready` contract as the real one does: apply the chosen entries at once,
+ * persist (after a simulated disk latency), then send; one Ready at a time, applied slots
+ * contiguous and exactly once per incarnation.
  */
 import { assert } from '../core/assert.js';
 import { type NodeId, formatBallot } from '../core/ballot.js';
@@ -193,13 +194,16 @@ export class SimCluster {
     this.boot(node);
   }
 
-  /** Runs the node's Ready loop: one batch at a time, persist → send → apply. */
+  /** Runs the node's Ready loop: one batch at a time, apply (chosen entries) → persist → send. */
   pump(node: SimNode): void {
     const replica = node.replica;
     if (!node.up || node.paused || node.busy || replica === null || !replica.hasReady()) return;
     const ready = replica.ready();
     node.busy = true;
     const incarnation = node.incarnation;
+    // Chosen entries apply at once, as the real driver does: chosen is a fact that needs none of
+    // this node's pending records (a crash now loses them, and replay rebuilds the state machine).
+    this.applyReady(node, ready);
     if (ready.persist.length === 0) {
       this.complete(node, ready, incarnation);
       return;
@@ -227,6 +231,11 @@ export class SimCluster {
     }
     // Persisted: now the messages may leave.
     for (const message of ready.send) this.send(message);
+    node.busy = false;
+    this.pump(node);
+  }
+
+  private applyReady(node: SimNode, ready: Ready): void {
     for (const entry of ready.apply) {
       assert(entry.slot === node.appliedThrough + 1, 'entries are applied in log order, exactly once');
       node.appliedThrough = entry.slot;
@@ -234,8 +243,6 @@ export class SimCluster {
       for (const listener of this.listeners) listener.onApply(node.id, entry);
     }
     if (ready.reads.length > 0) for (const listener of this.listeners) listener.onReads?.(node.id, ready.reads);
-    node.busy = false;
-    this.pump(node);
   }
 
   /** Puts a message on the simulated network: loss, duplication, delay (hence reordering), partitions. */

@@ -156,8 +156,11 @@ export interface CommittedEntry {
  * asserts and the real driver follows:
  * 1. every record in `persist` is durable (fsync'd) before any message in `send` leaves the node;
  * 2. then `send` is sent (order within it does not matter);
- * 3. then `apply` is applied to the state machine in the given (log) order; across all Ready
- *    batches each slot appears exactly once and slots increase by one;
+ * 3. `apply` is applied to the state machine in the given (log) order; across all Ready batches
+ *    each slot appears exactly once and slots increase by one. It need not wait for 1: every
+ *    entry in it is chosen (a quorum holds it durably), which none of this node's pending records
+ *    can change, so the state machine may apply it, and its clients hear back, before the fsync;
+ *    a crash before the fsync loses only this node's marks, and replay or catch-up restores them;
  * 4. `ready()` is not called again until 1–3 of the previous batch are done.
  * `reads` answers earlier `readIndex` calls; a confirmed read may be served once the state machine
  * has applied its `index` (which may take later Ready batches).
