@@ -1,7 +1,7 @@
 /**
  * The driver: runs a replica's Ready loop on a real clock with real storage and transport.
  *
- *   apply -> persist (await durability) -> send -> next Ready
+ *   apply -> send the accept requests -> persist (await durability) -> send the rest -> next Ready
  *
  * One Ready is in progress at a time. While its records are being made durable, messages keep
  * arriving and are stepped into the replica; they accumulate into the next Ready, so under load
@@ -170,6 +170,9 @@ export class NodeDriver {
         }
         this.counters.entriesApplied += ready.apply.length;
         if (ready.reads.length > 0) this.options.onReads?.(ready.reads);
+        // A leader's accept requests leave now: the followers' fsyncs overlap with ours.
+        for (const message of ready.sendNow) this.options.transport.send(message);
+        this.counters.messagesSent += ready.sendNow.length;
         if (ready.persist.length > 0) {
           const started = performance.now();
           await this.options.storage.append(ready.persist);
@@ -177,6 +180,7 @@ export class NodeDriver {
           this.counters.appends += 1;
           this.counters.persistedRecords += ready.persist.length;
         }
+        this.replica.persisted();
         // Durable: now the messages may leave.
         const now = performance.now();
         for (const message of ready.send) {

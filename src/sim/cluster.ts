@@ -204,6 +204,7 @@ export class SimCluster {
     // Chosen entries apply at once, as the real driver does: chosen is a fact that needs none of
     // this node's pending records (a crash now loses them, and replay rebuilds the state machine).
     this.applyReady(node, ready);
+    for (const message of ready.sendNow) this.send(message);
     if (ready.persist.length === 0) {
       this.complete(node, ready, incarnation);
       return;
@@ -230,6 +231,7 @@ export class SimCluster {
       else this.oracle.onMarkedChosen(node.id, entry.slot, key);
     }
     // Persisted: now the messages may leave.
+    node.replica?.persisted();
     for (const message of ready.send) this.send(message);
     node.busy = false;
     this.pump(node);

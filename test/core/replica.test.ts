@@ -30,10 +30,13 @@ function electedLeader(overrides: Partial<ReplicaOptions> = {}): Replica {
   const prepares = leader.ready().send.filter((message) => message.type === 'prepare');
   const ballot = (prepares[0] as Extract<Message, { type: 'prepare' }>).ballot;
   leader.step({ type: 'promise', from: 2, to: 1, ballot, entries: [], maxSlot: 0 });
-  const accepts = leader.ready().send.filter((message) => message.type === 'accept');
+  const accepts = leader.ready().sendNow.filter((message) => message.type === 'accept');
   assert.ok(accepts.length > 0, 'the new leader proposes its StartWorking entry');
   leader.step({ type: 'accepted', from: 2, to: 1, ballot, slots: [1], firstUnchosen: 1 });
+  assert.ok(!leader.isServing(), 'its own acceptance counts only once durable');
+  leader.persisted();
   leader.ready();
+  leader.persisted();
   assert.ok(leader.isServing());
   return leader;
 }
@@ -99,7 +102,7 @@ test('a new leader re-proposes the highest-ballot value, fills gaps with no-ops,
     entries: [{ slot: 1, ballot: B(1, 2), value: low, chosen: false }, { slot: 3, ballot: B(1, 2), value: low, chosen: false }],
   });
   assert.equal(leader.status().role, 'leader', 'self and node 2 are a majority');
-  const accept = leader.ready().send.find((message) => message.type === 'accept');
+  const accept = leader.ready().sendNow.find((message) => message.type === 'accept');
   assert.ok(accept !== undefined && accept.type === 'accept');
   assert.deepEqual(accept.entries, [
     { slot: 1, value: high },
@@ -120,15 +123,20 @@ test('the leader batches queued commands per slot and bounds slots in flight', (
   const leader = electedLeader({ batchCountMax: 3, pipelineDepthMax: 2 });
   for (let seq = 1; seq <= 10; seq += 1) assert.deepEqual(leader.propose(command(seq)), { ok: true });
   const ready: Ready = leader.ready();
-  const accepts = ready.send.filter((message) => message.type === 'accept' && message.to === 2);
+  const accepts = ready.sendNow.filter((message) => message.type === 'accept' && message.to === 2);
   const slots = accepts.flatMap((message) => (message.type === 'accept' ? message.entries : []));
   assert.equal(slots.length, 2, 'two slots in flight at most');
   for (const entry of slots) {
     assert.equal(entry.value.type, 'commands');
     if (entry.value.type === 'commands') assert.equal(entry.value.commands.length, 3);
   }
-  // The leader's own acceptances are persisted in the same Ready, before the accepts leave.
+  // The leader's own acceptances are persisted in the same Ready; the accept requests leave at
+  // once (sendNow) and the leader counts itself only after `persisted()`.
   assert.equal(ready.persist.filter((record) => record.type === 'accept').length, 2);
+  leader.step({ type: 'accepted', from: 2, to: 1, ballot: leader.status().promised, slots: [2, 3], firstUnchosen: 2 });
+  assert.equal(leader.status().firstUnchosen, 2, 'one follower alone is not a majority');
+  leader.persisted();
+  assert.equal(leader.status().firstUnchosen, 4, 'with the leader\'s durable acceptance both slots are chosen');
 });
 
 test('a full proposal queue answers overloaded and an oversized command too_large', () => {

@@ -119,6 +119,11 @@ export interface LeaderState {
   pendingReads: PendingRead[];
 }
 
+interface SelfAccept {
+  readonly slot: number;
+  readonly ballot: Ballot;
+}
+
 interface PendingRead {
   readonly id: number;
   readonly index: number;
@@ -174,6 +179,13 @@ export class Replica {
   private sendOut: Message[] = [];
   private applyOut: CommittedEntry[] = [];
   private readsOut: ReadIndexResult[] = [];
+  private sendNowOut: Message[] = [];
+  /**
+   * The leader's own acceptances: accumulating for the next Ready, and those of the Ready being
+   * persisted. Each counts toward its quorum only once `persisted()` says it is durable.
+   */
+  private selfAccepts: SelfAccept[] = [];
+  private selfAcceptsInFlight: SelfAccept[] = [];
 
   observer: ReplicaObserver | null = null;
 
@@ -295,7 +307,7 @@ export class Replica {
   /** True when there are effects waiting for `ready()`. */
   hasReady(): boolean {
     if (this.persistOut.length > 0 || this.sendOut.length > 0 || this.applyOut.length > 0) return true;
-    if (this.readsOut.length > 0) return true;
+    if (this.readsOut.length > 0 || this.sendNowOut.length > 0) return true;
     return this.role === 'leader' && (this.canFlush() || this.leader?.readRoundDue === true);
   }
 
@@ -305,12 +317,35 @@ export class Replica {
       this.flushProposals();
       this.startReadRound();
     }
-    const ready: Ready = { persist: this.persistOut, send: this.sendOut, apply: this.applyOut, reads: this.readsOut };
+    const ready: Ready = {
+      persist: this.persistOut,
+      sendNow: this.sendNowOut,
+      send: this.sendOut,
+      apply: this.applyOut,
+      reads: this.readsOut,
+    };
     this.persistOut = [];
+    this.sendNowOut = [];
     this.sendOut = [];
     this.applyOut = [];
     this.readsOut = [];
+    this.selfAcceptsInFlight = this.selfAccepts;
+    this.selfAccepts = [];
     return ready;
+  }
+
+  /**
+   * The driver reports that the last Ready's `persist` is durable. The leader's own acceptances in
+   * it now count toward their quorums (until then only the followers' could: the leader's accept
+   * requests left before its own disk write finished, so the two fsyncs overlap).
+   */
+  persisted(): void {
+    const accepts = this.selfAcceptsInFlight;
+    this.selfAcceptsInFlight = [];
+    const leader = this.leader;
+    if (leader === null || accepts.length === 0) return;
+    for (const accept of accepts) if (accept.ballot === leader.ballot) this.recordAcceptance(accept.slot, this.nodeId);
+    this.advanceChosen();
   }
 
   status(): ReplicaStatus {
@@ -603,15 +638,16 @@ export class Replica {
     for (const entry of entries) {
       assert(!leader.proposals.has(entry.slot), 'a leader proposes at most one value per slot');
       leader.proposals.set(entry.slot, { value: entry.value, acceptors: new Set(), sentTick: this.tickCount });
-      // The leader's own acceptor: durable in this Ready's persist, before the accepts leave.
+      // The leader's own acceptor persists in this Ready and counts once that is durable
+      // (`persisted`); the accept requests leave at once: they are a proposer's messages and
+      // reveal no acceptor state, so they need not wait for this node's disk.
       this.acceptorAccept(leader.ballot, entry);
-      this.recordAcceptance(entry.slot, this.nodeId);
+      this.selfAccepts.push({ slot: entry.slot, ballot: leader.ballot });
     }
     for (const member of this.configuration().members) {
       if (member === this.nodeId) continue;
-      this.send({ type: 'accept', from: this.nodeId, to: member, ballot: leader.ballot, entries, commitIndex: this.firstUnchosen });
+      this.sendNowOut.push({ type: 'accept', from: this.nodeId, to: member, ballot: leader.ballot, entries, commitIndex: this.firstUnchosen });
     }
-    this.advanceChosen();
   }
 
   private onAccepted(message: AcceptedMessage): void {

@@ -154,7 +154,8 @@ export interface CommittedEntry {
 /**
  * The effects the replica asks its driver to carry out. The contract, which the simulator's driver
  * asserts and the real driver follows:
- * 1. every record in `persist` is durable (fsync'd) before any message in `send` leaves the node;
+ * 1. every record in `persist` is durable (fsync'd) before any message in `send` leaves the node
+ *    (`sendNow` may leave before); then the driver calls `persisted()`;
  * 2. then `send` is sent (order within it does not matter);
  * 3. `apply` is applied to the state machine in the given (log) order; across all Ready batches
  *    each slot appears exactly once and slots increase by one. It need not wait for 1: every
@@ -167,6 +168,12 @@ export interface CommittedEntry {
  */
 export interface Ready {
   readonly persist: readonly PersistRecord[];
+  /**
+   * Messages that need none of `persist` and may leave at once, while it is being written: a
+   * leader's accept requests (proposer messages; its ballot's promise was made durable before
+   * its prepares left). After `persist` is durable the driver calls `Replica.persisted()`.
+   */
+  readonly sendNow: readonly Message[];
   readonly send: readonly Message[];
   readonly apply: readonly CommittedEntry[];
   readonly reads: readonly ReadIndexResult[];
