@@ -56,6 +56,9 @@ interface Waiter {
   readonly deadline: number;
   readonly resolve: (result: ServiceResult) => void;
   done: boolean;
+  /** Where the waiter is filed, so an expired one is removed without scanning: a write's command key, a read's id. */
+  commandKey?: string;
+  readId?: number;
 }
 
 interface ReadWaiter extends Waiter {
@@ -253,6 +256,7 @@ export class SynodNode implements KvService {
     return new Promise((resolve) => {
       const waiter = this.track(operation.type, started, timeoutMs, resolve);
       const key = commandKey(command.clientId, command.seq);
+      waiter.commandKey = key;
       const waiting = this.writes.get(key);
       if (waiting === undefined) this.writes.set(key, [waiter]);
       else waiting.push(waiter); // a retry arriving while the first attempt still waits
@@ -269,7 +273,7 @@ export class SynodNode implements KvService {
     }
     return new Promise((resolve) => {
       const waiter = this.track(operation.type, started, timeoutMs, resolve) as ReadWaiter;
-      Object.assign(waiter, { read: operation, index: 0 });
+      Object.assign(waiter, { read: operation, index: 0, readId: id });
       this.readsAsked.set(id, waiter);
     });
   }
@@ -387,14 +391,14 @@ export class SynodNode implements KvService {
       const waiter = this.deadlines[this.deadlinesHead] as Waiter;
       if (!waiter.done && waiter.deadline > now) break;
       this.deadlinesHead += 1;
-      if (!waiter.done) this.finish(waiter, { ok: false, error: 'timeout', message: 'no answer in time; a write may still take effect (retry with the same request id)' });
+      if (waiter.done) continue;
+      this.finish(waiter, { ok: false, error: 'timeout', message: 'no answer in time; a write may still take effect (retry with the same request id)' });
+      this.unfile(waiter);
     }
     if (this.deadlinesHead > 1024 && this.deadlinesHead * 2 > this.deadlines.length) {
       this.deadlines = this.deadlines.slice(this.deadlinesHead);
       this.deadlinesHead = 0;
     }
-    for (const [key, waiting] of this.writes) if (waiting.every((waiter) => waiter.done)) this.writes.delete(key);
-    for (const [id, waiter] of this.readsAsked) if (waiter.done) this.readsAsked.delete(id);
     const leader = this.driver.status().leaderHint;
     if (leader !== this.lastLeader) {
       this.lastLeader = leader;
@@ -403,6 +407,17 @@ export class SynodNode implements KvService {
         this.logger.info({ leader }, leader === this.config.id ? 'this node leads' : 'following a new leader');
       }
     }
+  }
+
+  /** Removes an answered waiter from the map it was filed in (a confirmed read is dropped by `serveReads`). */
+  private unfile(waiter: Waiter): void {
+    if (waiter.readId !== undefined) this.readsAsked.delete(waiter.readId);
+    if (waiter.commandKey === undefined) return;
+    const waiting = this.writes.get(waiter.commandKey);
+    if (waiting === undefined) return;
+    const open = waiting.filter((other) => !other.done);
+    if (open.length === 0) this.writes.delete(waiter.commandKey);
+    else this.writes.set(waiter.commandKey, open);
   }
 
   private failAll(error: ServiceFailure['error'], message: string): void {

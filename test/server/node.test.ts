@@ -150,3 +150,29 @@ test('stopping the leader: the others elect a new one and every acknowledged wri
     await stopAll(nodes, dir);
   }
 });
+
+test('without a quorum a write times out (outcome unknown), nothing stays pending, and a retry with the same id executes once', async () => {
+  const { nodes, dir } = await startCluster();
+  try {
+    const leader = await leaderOf(nodes);
+    const followers = nodes.filter((node) => node !== leader);
+    await Promise.all(followers.map((node) => node.stop()));
+    const id = { clientId: 'lonely', seq: 1 };
+    const result = await leader.submit({ type: 'put', key: 'k', value: 'v' }, id, { timeoutMs: 50 });
+    assert.ok(!result.ok && (result.error === 'timeout' || result.error === 'not_leader'), JSON.stringify(result));
+    assert.match(await leader.metrics(), /synod_pending_requests\{node="\d+"\} 0/);
+    // The followers come back from their disks; the same request id, retried, executes exactly once.
+    const restarted = await Promise.all(followers.map((node) => SynodNode.start(node.config, { logStream: new LogSink(), processMetrics: false })));
+    const all = [leader, ...restarted];
+    let retried = await (await leaderOf(all)).submit({ type: 'put', key: 'k', value: 'v' }, id);
+    for (let attempt = 0; !retried.ok && attempt < 50; attempt += 1) {
+      await sleep(50);
+      retried = await (await leaderOf(all)).submit({ type: 'put', key: 'k', value: 'v' }, id);
+    }
+    assert.ok(retried.ok && retried.type === 'put', JSON.stringify(retried));
+    assert.equal(retried.version, 1, 'executed once');
+    nodes.splice(0, nodes.length, ...all);
+  } finally {
+    await stopAll(nodes, dir);
+  }
+});
