@@ -191,6 +191,7 @@ async function runCluster(options: { nodes: number; data: string; portBase: numb
     const child = spawn(process.execPath, args, { stdio: ['ignore', log, log] });
     closeSync(log);
     children.set(node.id, child);
+    child.on('error', (error) => console.error(`synod: node ${node.id} could not run: ${errorMessage(error)}`));
     child.on('exit', (code, signal) => {
       children.delete(node.id);
       if (!stopping) console.error(`synod: node ${node.id} exited (${signal ?? `code ${code}`}); see ${node.log}`);

@@ -184,7 +184,8 @@ export class NodeDriver {
         // Durable: now the messages may leave.
         const now = performance.now();
         for (const message of ready.send) {
-          if (message.type === 'heartbeat' && !this.heartbeatSentAt.has(message.to)) this.heartbeatSentAt.set(message.to, now);
+          // The latest heartbeat's send time: acks return long before the next one leaves.
+          if (message.type === 'heartbeat') this.heartbeatSentAt.set(message.to, now);
           this.options.transport.send(message);
         }
         this.counters.messagesSent += ready.send.length;

@@ -85,11 +85,12 @@ export function formatHostPort(address: HostPort): string {
 export function parseMembers(text: string): MemberConfig[] {
   const members: MemberConfig[] = [];
   for (const item of text.split(',').map((part) => part.trim()).filter((part) => part.length > 0)) {
-    const match = /^(\d+)=([^:]+):(\d+)(?::(\d+))?(?::(\d+))?$/.exec(item);
+    const match = /^(\d+)=([^:]+):(\d+)(?::(\d*))?(?::(\d+))?$/.exec(item);
     if (match === null) throw new ConfigError(`--peers: expected id=host:peerPort[:clientPort[:httpPort]], got "${item}"`);
     const host = match[2] as string;
+    // An empty client port (`id=host:peer::http`) means: no client listener, but HTTP.
     const port = (value: string | undefined, what: string): HostPort | null =>
-      value === undefined ? null : parseHostPort(`${host}:${value}`, `--peers ${what} port of node ${match[1]}`);
+      value === undefined || value === '' ? null : parseHostPort(`${host}:${value}`, `--peers ${what} port of node ${match[1]}`);
     members.push({
       id: Number(match[1]),
       peer: port(match[3], 'peer') as HostPort,

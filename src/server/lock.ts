@@ -1,9 +1,9 @@
 /**
  * An exclusive lock on a data directory: two processes appending to the same WAL would corrupt it
  * and break every promise the acceptor made. The lock is a file holding the owner's pid, created
- * with O_EXCL; a lock whose pid no longer runs (the owner was SIGKILLed) is taken over.
+ * atomically (link); a lock whose pid no longer runs (the owner was SIGKILLed) is taken over.
  */
-import { mkdir, open, readFile, unlink } from 'node:fs/promises';
+import { link, mkdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 export class DataDirLockedError extends Error {
@@ -21,13 +21,17 @@ export class DataDirLock {
     await mkdir(directory, { recursive: true });
     const path = join(directory, LOCK_FILE);
     for (let attempt = 0; attempt < 2; attempt += 1) {
+      // The pid is written to a private file first and linked into place: the lock file appears
+      // atomically with its content, so a racing starter never reads it empty and calls it stale.
+      const staged = `${path}.${process.pid}`;
+      await writeFile(staged, `${process.pid}\n`, { mode: 0o600 });
       try {
-        const handle = await open(path, 'wx', 0o600);
-        await handle.writeFile(`${process.pid}\n`);
-        await handle.close();
+        await link(staged, path);
         return new DataDirLock(path);
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      } finally {
+        await unlink(staged).catch(() => {});
       }
       const owner = Number.parseInt((await readFile(path, 'utf8').catch(() => '')).trim(), 10);
       if (Number.isSafeInteger(owner) && owner > 0 && owner !== process.pid && isRunning(owner)) {

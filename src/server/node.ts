@@ -250,39 +250,54 @@ export class SynodNode implements KvService {
     const started = performance.now();
     const requestId = id ?? { clientId: this.anonymousClientId, seq: (this.anonymousSeq += 1) };
     const command: Command = { clientId: requestId.clientId, seq: requestId.seq, payload: encodeOperation(operation) };
-    const proposed = this.driver.propose(command);
-    this.metricsRegistry.proposals.inc({ result: proposed.ok ? 'ok' : proposed.error });
-    if (!proposed.ok) return Promise.resolve(this.refused(operation.type, started, proposed));
     return new Promise((resolve) => {
+      // Filed before proposing: nothing the driver does synchronously can then miss the waiter.
       const waiter = this.track(operation.type, started, timeoutMs, resolve);
       const key = commandKey(command.clientId, command.seq);
       waiter.commandKey = key;
       const waiting = this.writes.get(key);
       if (waiting === undefined) this.writes.set(key, [waiter]);
       else waiting.push(waiter); // a retry arriving while the first attempt still waits
+      const proposed = this.driver.propose(command);
+      this.metricsRegistry.proposals.inc({ result: proposed.ok ? 'ok' : proposed.error });
+      if (!proposed.ok) {
+        this.finish(waiter, this.refusal(proposed));
+        this.unfile(waiter);
+      }
     });
   }
 
   private read(operation: KvReadOperation, timeoutMs: number): Promise<ServiceResult> {
     const started = performance.now();
     const id = (this.readIds += 1);
-    const asked = this.driver.readIndex(id);
-    if (!asked.ok) {
-      this.metricsRegistry.readIndexRequests.inc({ result: 'refused' });
-      return Promise.resolve(this.refused(operation.type, started, asked));
-    }
     return new Promise((resolve) => {
+      // Filed before asking: a single-member leader confirms the read inside `readIndex`.
       const waiter = this.track(operation.type, started, timeoutMs, resolve) as ReadWaiter;
       Object.assign(waiter, { read: operation, index: 0, readId: id });
       this.readsAsked.set(id, waiter);
+      const asked = this.driver.readIndex(id);
+      if (!asked.ok) {
+        this.metricsRegistry.readIndexRequests.inc({ result: 'refused' });
+        this.finish(waiter, this.refusal(asked));
+        this.unfile(waiter);
+      }
     });
   }
 
   private track(op: KvOperation['type'], started: number, timeoutMs: number, resolve: (result: ServiceResult) => void): Waiter {
     const waiter: Waiter = { op, started, deadline: started + timeoutMs, resolve, done: false };
+    // The FIFO sweep needs deadlines in arrival order, true for the common timeout; a request
+    // asking for a shorter one gets a timer of its own (and stays in the FIFO, harmlessly).
     this.deadlines.push(waiter);
+    if (timeoutMs < this.config.requestTimeoutMs) setTimeout(() => this.expire(waiter), timeoutMs).unref();
     this.pendingCount += 1;
     return waiter;
+  }
+
+  private expire(waiter: Waiter): void {
+    if (waiter.done) return;
+    this.finish(waiter, { ok: false, error: 'timeout', message: 'no answer in time; a write may still take effect (retry with the same request id)' });
+    this.unfile(waiter);
   }
 
   private finish(waiter: Waiter, result: ServiceResult): void {
@@ -302,13 +317,10 @@ export class SynodNode implements KvService {
     return this.answered(op, performance.now(), { ok: false, error, message });
   }
 
-  private refused(op: KvOperation['type'], started: number, refusal: Extract<ProposeResult, { ok: false }>): ServiceResult {
-    const failure: ServiceFailure = refusal.error === 'not_leader'
-      ? this.notLeader(refusal.leaderHint)
-      : refusal.error === 'overloaded'
-        ? { ok: false, error: 'overloaded', message: 'the leader\'s proposal queue is full' }
-        : { ok: false, error: 'too_large', message: 'the command exceeds the largest batch' };
-    return this.answered(op, started, failure);
+  private refusal(refusal: Extract<ProposeResult, { ok: false }>): ServiceFailure {
+    if (refusal.error === 'not_leader') return this.notLeader(refusal.leaderHint);
+    if (refusal.error === 'overloaded') return { ok: false, error: 'overloaded', message: 'the leader\'s queue is full' };
+    return { ok: false, error: 'too_large', message: 'the command exceeds the largest batch' };
   }
 
   private notLeader(hint: NodeId | null): ServiceFailure {
@@ -391,9 +403,7 @@ export class SynodNode implements KvService {
       const waiter = this.deadlines[this.deadlinesHead] as Waiter;
       if (!waiter.done && waiter.deadline > now) break;
       this.deadlinesHead += 1;
-      if (waiter.done) continue;
-      this.finish(waiter, { ok: false, error: 'timeout', message: 'no answer in time; a write may still take effect (retry with the same request id)' });
-      this.unfile(waiter);
+      this.expire(waiter);
     }
     if (this.deadlinesHead > 1024 && this.deadlinesHead * 2 > this.deadlines.length) {
       this.deadlines = this.deadlines.slice(this.deadlinesHead);

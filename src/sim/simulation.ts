@@ -276,11 +276,11 @@ export class Simulation {
 
   private receiveRead(nodeId: NodeId, client: SimClient, pending: PendingOp): void {
     const id = (this.readIds += 1);
+    const asked = this.readsAsked.get(nodeId) as Map<number, WaitingRead>;
+    asked.set(id, { client, pending, index: 0 }); // before asking: a single-member leader answers at once
     const result = this.cluster.readIndex(nodeId, id);
-    if (result.ok) {
-      (this.readsAsked.get(nodeId) as Map<number, WaitingRead>).set(id, { client, pending, index: 0 });
-      return;
-    }
+    if (result.ok) return;
+    asked.delete(id);
     if (!this.cluster.node(nodeId).up) return;
     this.clientHop(() => {
       if (client.pending === pending) this.retry(client, result.leaderHint === nodeId ? null : result.leaderHint);
@@ -405,6 +405,7 @@ export class Simulation {
       cluster.traceLine(`PARTITION isolate n${isolated}`);
       cluster.partition([isolated], ids.filter((id) => id !== isolated));
     } else if (roll < 0.74) {
+      if (ids.length < 2) return; // nothing to split
       const shuffled = [...ids].sort(() => this.random.next() - 0.5);
       const cut = this.random.int(1, ids.length);
       cluster.traceLine(`PARTITION split ${shuffled.slice(0, cut).join(',')} | ${shuffled.slice(cut).join(',')}`);

@@ -25,9 +25,9 @@ class LogSink extends Writable {
   }
 }
 
-async function startCluster(readMode: ReadMode = 'index'): Promise<{ nodes: SynodNode[]; dir: string; sink: LogSink }> {
+async function startCluster(readMode: ReadMode = 'index', size = 3): Promise<{ nodes: SynodNode[]; dir: string; sink: LogSink }> {
   const dir = await mkdtemp(join(tmpdir(), 'synod-node-'));
-  const ports = await freePorts(3);
+  const ports = await freePorts(size);
   const members: MemberConfig[] = ports.map((port, index) => ({
     id: index + 1,
     peer: { host: '127.0.0.1', port },
@@ -172,6 +172,20 @@ test('without a quorum a write times out (outcome unknown), nothing stays pendin
     assert.ok(retried.ok && retried.type === 'put', JSON.stringify(retried));
     assert.equal(retried.version, 1, 'executed once');
     nodes.splice(0, nodes.length, ...all);
+  } finally {
+    await stopAll(nodes, dir);
+  }
+});
+
+test('a single-node cluster serves writes and read-index reads at once', async () => {
+  const { nodes, dir } = await startCluster('index', 1);
+  try {
+    const node = await leaderOf(nodes);
+    await sleep(50); // the loop is idle: a read must still find its waiter
+    assert.ok((await node.submit({ type: 'put', key: 'solo', value: '1' })).ok);
+    await sleep(50);
+    const got = await node.submit({ type: 'get', key: 'solo' }, undefined, { timeoutMs: 500 });
+    assert.ok(got.ok && got.type === 'get' && got.value === '1', JSON.stringify(got));
   } finally {
     await stopAll(nodes, dir);
   }

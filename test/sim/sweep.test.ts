@@ -85,6 +85,14 @@ test(`sweep: ${SEEDS_LOG_READS} seeds, reads through the log (--read-mode log): 
   assert.ok(summary.ops > 0);
 });
 
+test('sweep: 50 seeds, a single node (its own quorum: reads and writes confirm at once)', { timeout: 60_000 }, () => {
+  const { summary, failures } = runSweep(50, { nodeCount: 1 });
+  const message = failureMessage(summary, failures, ' --nodes 1');
+  assert.equal(summary.violations, 0, message);
+  assert.equal(summary.livenessFailures, 0, message);
+  assert.ok(summary.ops > 0);
+});
+
 test('simulate is deterministic: the same seed gives the same run', () => {
   for (const seed of [1, 2, 7, 42, 1234]) {
     const first = simulate(seed);
