@@ -24,6 +24,8 @@ export interface BenchSession {
 export interface BenchSystem {
   /** `synod`, `etcd`, `zookeeper`, or `synod-1node` for the unreplicated ceiling. */
   readonly name: string;
+  /** Load to run before measuring, so JIT and caches are warm (ZooKeeper's JVM needs ~20 s). */
+  readonly warmupMs: number;
   /** Start the cluster (installing nothing: see `bench/peers/`), and wait until it serves. */
   start(): Promise<void>;
   /** Create `keys` keys (`key-0` … `key-{keys-1}`) holding `value`; run once after `start`. */
