@@ -4,7 +4,8 @@
  * - `start`    run one node; `cluster` run a local cluster of node processes;
  * - `put`, `get`, `del`, `cas`, `list`, `status`: the client;
  * - `sim`      run the deterministic simulator (many seeds, or one seed with trace/history);
- * - `scenario` run one scripted scenario of SCENARIOS.md (S1..S6) and print its trace and verdict.
+ * - `scenario` run one scripted scenario of SCENARIOS.md (S1..S6) and print its trace and verdict;
+ * - `bench`    closed-loop throughput and latency, optionally against etcd and ZooKeeper.
  */
 import { writeFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
@@ -12,6 +13,7 @@ import { formatHistory } from '../check/history.js';
 import { simulate } from '../sim/simulation.js';
 import { sweep } from '../sim/sweep.js';
 import { scenarioById, scenarioIds } from '../sim/scenarios/registry.js';
+import { registerBenchCommand } from './bench-command.js';
 import { registerClientCommands } from './client-commands.js';
 import { integer } from './options.js';
 import { registerServerCommands } from './server-commands.js';
@@ -20,6 +22,7 @@ const program = new Command();
 program.name('synod').description('Paxos consensus: a replicated key-value store, its simulator and scenarios').showHelpAfterError();
 registerServerCommands(program);
 registerClientCommands(program);
+registerBenchCommand(program);
 
 program
   .command('sim')

@@ -1,0 +1,136 @@
+/**
+ * One `synod bench` invocation: start every system under test, measure the ceilings, run the
+ * workload at each client count with the systems taking turns (the order rotates per client count,
+ * so drift in the machine's state hits every system alike), stop everything, and report.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { measureFsync, type FsyncCeiling } from './ceilings.js';
+import { ceilingLines, cpuTable, markdownTable, svgChart } from './report.js';
+import { runWorkload, type BenchOp, type BenchResult, type Progress, type Workload } from './runner.js';
+import { SynodSystem } from './synod-system.js';
+import type { BenchSystem } from './system.js';
+
+export const PEERS = ['etcd', 'zookeeper'] as const;
+export type PeerName = (typeof PEERS)[number];
+
+export interface BenchPlan {
+  readonly op: BenchOp;
+  readonly clientCounts: readonly number[];
+  readonly valueSize: number;
+  readonly keys: number;
+  readonly durationMs: number;
+  /** Warm-up before each measurement after the first (the first uses the system's own). */
+  readonly warmupMs: number;
+  readonly mix?: Workload['mix'];
+  /** Synod members to start (ignored with `endpoints`). */
+  readonly nodes: number;
+  readonly endpoints?: readonly string[];
+  readonly compare: readonly PeerName[];
+  /** Measure the fsync rate and a single unreplicated Synod node too. */
+  readonly ceilings: boolean;
+}
+
+export interface BenchOutcome {
+  readonly results: BenchResult[];
+  readonly fsync: FsyncCeiling | null;
+}
+
+export interface BenchEvents {
+  readonly log: (line: string) => void;
+  readonly progress?: (system: string, clients: number) => Progress;
+}
+
+/** A peer lives in `./peers/<name>.js`, loaded only when asked for (its client library is heavy). */
+async function peerSystem(name: PeerName): Promise<BenchSystem> {
+  const module = (await import(`./peers/${name}.js`)) as { createSystem?: () => BenchSystem };
+  if (typeof module.createSystem !== 'function') throw new Error(`bench peer ${name} has no createSystem()`);
+  return module.createSystem();
+}
+
+export async function runBench(plan: BenchPlan, events: BenchEvents): Promise<BenchOutcome> {
+  const systems: BenchSystem[] = [new SynodSystem({ nodes: plan.nodes, ...(plan.endpoints === undefined ? {} : { endpoints: plan.endpoints }) })];
+  if (plan.ceilings) systems.push(new SynodSystem({ nodes: 1 }));
+  for (const peer of plan.compare) systems.push(await peerSystem(peer));
+  const started: BenchSystem[] = [];
+  const results: BenchResult[] = [];
+  let fsync: FsyncCeiling | null = null;
+  const value = new Uint8Array(plan.valueSize).fill(0x61);
+  try {
+    for (const system of systems) {
+      events.log(`starting ${system.name}...`);
+      started.push(system);
+      await system.start();
+      await system.prepare(plan.keys, value);
+    }
+    if (plan.ceilings) {
+      fsync = measureFsync(tmpdir(), 2_000);
+      events.log(`disk: ${fsync.fsyncsPerSec} append+fdatasync/s (${fsync.fsyncMeanMs} ms each)`);
+    }
+    const warmed = new Set<BenchSystem>();
+    for (const [round, clients] of plan.clientCounts.entries()) {
+      const order = systems.map((_, index) => systems[(index + round) % systems.length] as BenchSystem);
+      for (const system of order) {
+        const workload: Workload = {
+          op: plan.op,
+          clients,
+          valueSize: plan.valueSize,
+          keys: plan.keys,
+          durationMs: plan.durationMs,
+          warmupMs: warmed.has(system) ? plan.warmupMs : Math.max(plan.warmupMs, system.warmupMs),
+          ...(plan.mix === undefined ? {} : { mix: plan.mix }),
+        };
+        warmed.add(system);
+        const sessions = await system.sessions(clients);
+        try {
+          const result = await runWorkload(system, sessions, workload, events.progress?.(system.name, clients));
+          results.push(result);
+          events.log(summaryLine(result));
+        } finally {
+          await system.closeSessions();
+        }
+      }
+    }
+  } finally {
+    for (const system of started.reverse()) {
+      try {
+        await system.stop();
+      } catch (error) {
+        events.log(`stopping ${system.name} failed: ${error instanceof Error ? error.message : String(error)}`);
+      }
+    }
+  }
+  return { results, fsync };
+}
+
+export function summaryLine(result: BenchResult): string {
+  const servers = result.serverCpuPct.map((value) => (value === null ? '?' : `${value.toFixed(0)}%`)).join('/');
+  return `${result.system.padEnd(11)} ${result.op} c=${String(result.clients).padEnd(4)} ${String(result.opsPerSec).padStart(7)} ops/s  p50 ${result.p50Ms.toFixed(2)} ms  p99 ${result.p99Ms.toFixed(2)} ms  p999 ${result.p999Ms.toFixed(2)} ms  errors ${result.errors}  client ${result.clientCpuUsPerOp ?? '?'} µs/op  servers ${servers}`;
+}
+
+/** Writes `<name>.md` and `<name>.svg` under `dir`; returns their paths. */
+export function writeReports(dir: string, name: string, outcome: BenchOutcome, context: string): { markdown: string; svg: string } {
+  mkdirSync(dir, { recursive: true });
+  const markdown = join(dir, `${name}.md`);
+  const svg = join(dir, `${name}.svg`);
+  const op = outcome.results[0]?.op ?? 'put';
+  const body = [
+    `# synod bench: ${op}`,
+    '',
+    context,
+    '',
+    markdownTable(outcome.results),
+    '',
+    ...(outcome.fsync !== null || outcome.results.some((result) => result.system === 'synod-1node') ? ['Ceilings:', '', ...ceilingLines(outcome.fsync, outcome.results), ''] : []),
+    'CPU:',
+    '',
+    cpuTable(outcome.results),
+    '',
+    `![chart](${name}.svg)`,
+    '',
+  ];
+  writeFileSync(markdown, body.join('\n'));
+  writeFileSync(svg, svgChart(outcome.results, `${op}, ${outcome.results[0]?.valueSize ?? 0}-byte values — ${context}`));
+  return { markdown, svg };
+}

@@ -1,0 +1,54 @@
+/**
+ * `synod bench` runs end to end (a real 3-node cluster, a few seconds) and its last line is the
+ * promised JSON object. Throughput is not asserted: benchmarks are not timed unit tests.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { test } from 'node:test';
+import { markdownTable, svgChart } from '../../src/bench/report.js';
+import type { BenchResult } from '../../src/bench/runner.js';
+
+const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+const runsCompiled = MAIN.includes('/dist/');
+
+test('synod bench runs a short put workload and ends with its JSON line', { skip: !runsCompiled && 'runs against the build (npm test)', timeout: 60_000 }, async () => {
+  const stdout = await new Promise<string>((resolve, reject) => {
+    execFile(process.execPath, [MAIN, 'bench', '--clients', '4', '--duration', '2', '--warmup', '0', '--keys', '50', '--no-progress'], { timeout: 55_000 }, (error, out, err) => {
+      if (error) reject(new Error(`${error.message}\n${err}`));
+      else resolve(out);
+    });
+  });
+  const lines = stdout.trim().split('\n');
+  const last = JSON.parse(lines[lines.length - 1] as string) as Record<string, unknown>;
+  assert.deepEqual(Object.keys(last), ['system', 'op', 'clients', 'opsPerSec', 'p50Ms', 'p99Ms', 'p999Ms', 'errors']);
+  assert.equal(last.system, 'synod');
+  assert.equal(last.op, 'put');
+  assert.equal(last.clients, 4);
+  assert.equal(last.errors, 0);
+  assert.ok(typeof last.opsPerSec === 'number' && last.opsPerSec > 0, 'some puts completed');
+  assert.ok(typeof last.p50Ms === 'number' && typeof last.p99Ms === 'number' && last.p50Ms <= last.p99Ms);
+});
+
+function result(system: string, clients: number, opsPerSec: number, p99Ms: number): BenchResult {
+  return {
+    system, op: 'put', clients, valueSize: 100, keys: 10, durationMs: 1000, ops: opsPerSec, opsPerSec, p50Ms: p99Ms / 2, p99Ms,
+    p999Ms: p99Ms, maxMs: p99Ms, meanMs: p99Ms / 2, errors: 0, casConflicts: 0, clientCpuPct: 10, clientCpuUsPerOp: 5, serverCpuPct: [50, 20, 20],
+  };
+}
+
+test('the comparison table gives Synod\'s ratio to each peer per client count', () => {
+  const results = [result('synod', 1, 2000, 1), result('etcd', 1, 1000, 2), result('synod', 64, 30_000, 5), result('etcd', 64, 3000, 40)];
+  const table = markdownTable(results).split('\n');
+  assert.equal(table.length, 4);
+  assert.match(table[0] as string, /synod\/etcd/);
+  assert.match(table[2] as string, /\| 2\.00× \|$/);
+  assert.match(table[3] as string, /\| 10\.00× \|$/);
+});
+
+test('the chart has one line per system in each of its two panels', () => {
+  const svg = svgChart([result('synod', 1, 2000, 1), result('zookeeper', 1, 1000, 2), result('synod', 16, 9000, 3), result('zookeeper', 16, 5000, 9)], 'put');
+  assert.equal((svg.match(/<polyline/g) ?? []).length, 4);
+  assert.match(svg, /^<svg[^>]*>/);
+  assert.match(svg, />zookeeper</);
+});
