@@ -11,7 +11,7 @@
 import { assert } from '../core/assert.js';
 import type { Command } from '../core/command.js';
 import type { Replica } from '../core/multipaxos/replica.js';
-import type { CommittedEntry, Message, ProposeResult, ReadIndexResult, ReplicaStatus } from '../core/multipaxos/types.js';
+import { needsDurabilityBeforeSend, type CommittedEntry, type Message, type ProposeResult, type ReadIndexResult, type ReplicaStatus } from '../core/multipaxos/types.js';
 import type { NodeId } from '../core/ballot.js';
 import type { LogStorage } from '../storage/adapter.js';
 import type { Transport } from '../transport/transport.js';
@@ -175,10 +175,19 @@ export class NodeDriver {
         this.counters.messagesSent += ready.sendNow.length;
         if (ready.persist.length > 0) {
           const started = performance.now();
-          await this.options.storage.append(ready.persist);
-          this.options.onPersist?.(ready.persist.length, performance.now() - started);
+          const records = ready.persist.length;
           this.counters.appends += 1;
-          this.counters.persistedRecords += ready.persist.length;
+          this.counters.persistedRecords += records;
+          if (needsDurabilityBeforeSend(ready.persist)) {
+            await this.options.storage.append(ready.persist);
+            this.options.onPersist?.(records, performance.now() - started);
+          } else {
+            // Only chosen marks: nothing to wait for; they ride with the next durable append.
+            this.options.storage.append(ready.persist, 'lazy').then(
+              () => this.options.onPersist?.(records, performance.now() - started),
+              (error: unknown) => this.fail(error),
+            );
+          }
         }
         this.replica.persisted();
         // Durable: now the messages may leave.
@@ -192,10 +201,15 @@ export class NodeDriver {
         if (this.stopped) return;
       }
     } catch (error: unknown) {
-      // A failed fsync leaves durability unknown: continuing could break a promise already made.
-      this.failed = true;
-      this.logger.error({ err: error }, 'ready loop failed; the node stops serving');
-      this.options.onFatal?.(error);
+      this.fail(error);
     }
+  }
+
+  /** A failed fsync leaves durability unknown: continuing could break a promise already made. */
+  private fail(error: unknown): void {
+    if (this.failed) return;
+    this.failed = true;
+    this.logger.error({ err: error }, 'ready loop failed; the node stops serving');
+    this.options.onFatal?.(error);
   }
 }

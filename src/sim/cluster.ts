@@ -14,7 +14,7 @@ import type { Command } from '../core/command.js';
 import { Prng } from '../core/prng.js';
 import { Configuration, StaticConfiguration } from '../core/quorum/majority.js';
 import { DEFAULT_REPLICA_OPTIONS, Replica, type ReplicaOptions, entryKey } from '../core/multipaxos/replica.js';
-import type { CommittedEntry, Message, PersistentState, ReadIndexResult, Ready } from '../core/multipaxos/types.js';
+import { needsDurabilityBeforeSend, type CommittedEntry, type Message, type PersistRecord, type PersistentState, type ReadIndexResult, type Ready } from '../core/multipaxos/types.js';
 import { MemoryLogStore } from '../storage/memory.js';
 import { AgreementOracle } from '../check/agreement.js';
 import { EventQueue } from './event-queue.js';
@@ -67,6 +67,8 @@ export class SimNode {
    */
   paused = false;
   backlog: (() => void)[] = [];
+  /** Chosen marks queued for the disk without an fsync of their own (lost by a crash). */
+  lazy: PersistRecord[] = [];
 
   constructor(readonly id: NodeId) {}
 }
@@ -186,6 +188,7 @@ export class SimCluster {
     node.busy = false;
     node.paused = false;
     node.backlog = [];
+    node.lazy = [];
   }
 
   restart(node: SimNode): void {
@@ -205,6 +208,15 @@ export class SimCluster {
     // this node's pending records (a crash now loses them, and replay rebuilds the state machine).
     this.applyReady(node, ready);
     for (const message of ready.sendNow) this.send(message);
+    if (ready.persist.length > 0 && !needsDurabilityBeforeSend(ready.persist)) {
+      // Only chosen marks: written lazily, as the real driver does; a crash before they reach
+      // the disk loses them (the node relearns those slots).
+      node.lazy.push(...ready.persist);
+      const latency = this.options.diskLatencyUsMax === 0 ? 0 : this.random.int(this.options.diskLatencyUsMin, this.options.diskLatencyUsMax + 1);
+      this.queue.after(latency, () => this.writeLazy(node, incarnation));
+      this.complete(node, { ...ready, persist: [] }, incarnation);
+      return;
+    }
     if (ready.persist.length === 0) {
       this.complete(node, ready, incarnation);
       return;
@@ -223,6 +235,7 @@ export class SimCluster {
       node.backlog.push(() => this.complete(node, ready, incarnation));
       return;
     }
+    this.writeLazy(node, incarnation); // earlier lazy records reach the disk first, as in a log
     for (const record of ready.persist) {
       const entry = node.store.apply(record);
       if (entry === null) continue;
@@ -235,6 +248,17 @@ export class SimCluster {
     for (const message of ready.send) this.send(message);
     node.busy = false;
     this.pump(node);
+  }
+
+  /** Writes the node's queued lazy records (chosen marks), unless it crashed since they were queued. */
+  private writeLazy(node: SimNode, incarnation: number): void {
+    if (node.incarnation !== incarnation) return;
+    const records = node.lazy;
+    node.lazy = [];
+    for (const record of records) {
+      const entry = node.store.apply(record);
+      if (entry !== null) this.oracle.onMarkedChosen(node.id, entry.slot, entryKey(entry.value));
+    }
   }
 
   private applyReady(node: SimNode, ready: Ready): void {

@@ -17,7 +17,7 @@ export interface LogStorage {
    * Records of concurrent calls land in call order. An empty array resolves once everything
    * appended before it is durable.
    */
-  append(records: readonly PersistRecord[]): Promise<void>;
+  append(records: readonly PersistRecord[], durability?: Durability): Promise<void>;
   /** The acceptor state rebuilt from every durable record (what a restarted replica starts from). */
   state(): PersistentState;
   /** Waits for pending appends, then releases the medium; later appends are refused. */
@@ -25,6 +25,17 @@ export interface LogStorage {
   /** The lowest slot the log may hold (greater than 1 once a snapshot has replaced a prefix). */
   readonly firstSlot: number;
 }
+
+/**
+ * `sync` (the default): the caller waits for these records, so a round of writes starts at once.
+ * `lazy`: nobody waits (see `needsDurabilityBeforeSend`); the records are queued in order and ride
+ * with the next `sync` round, or are written within `LAZY_FLUSH_MS` if none comes. The promise
+ * still resolves only once they are durable.
+ */
+export type Durability = 'sync' | 'lazy';
+
+/** Longest a lazy record waits for a sync append to share its fsync with. */
+export const LAZY_FLUSH_MS = 10;
 
 /** Default `firstSlot` of a new log: slots are numbered from 1. */
 export const FIRST_SLOT_DEFAULT = 1;
@@ -95,7 +106,7 @@ export class MemoryStorage implements LogStorage {
     this.checker = new RecordChecker(store, firstSlot);
   }
 
-  append(records: readonly PersistRecord[]): Promise<void> {
+  append(records: readonly PersistRecord[], _durability: Durability = 'sync'): Promise<void> {
     if (this.closed) return Promise.reject(new StorageUsageError('append after close'));
     try {
       this.checker.check(records);

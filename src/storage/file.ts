@@ -17,7 +17,7 @@ import { type FileHandle, mkdir, open, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { assert } from '../core/assert.js';
 import type { PersistRecord, PersistentState } from '../core/multipaxos/types.js';
-import { FIRST_SLOT_DEFAULT, type LogStorage, RecordChecker } from './adapter.js';
+import { type Durability, FIRST_SLOT_DEFAULT, LAZY_FLUSH_MS, type LogStorage, RecordChecker } from './adapter.js';
 import { encodeRecord } from './codec.js';
 import { StorageUsageError } from './errors.js';
 import type { MemoryLogStore } from './memory.js';
@@ -65,6 +65,8 @@ interface Batch {
   readonly records: PersistRecord[];
   bytes: number;
   readonly waiters: Waiter[];
+  /** Someone waits for this batch (a `sync` append is in it): its round starts at once. */
+  sync: boolean;
 }
 
 interface OpenSegment {
@@ -84,6 +86,8 @@ export class FileStorage implements LogStorage {
   private pending: Batch | null = null;
   private inFlight: Batch | null = null;
   private flushing: Promise<void> | null = null;
+  /** Starts a round for lazy records that no sync append came to carry. */
+  private lazyTimer: NodeJS.Timeout | null = null;
   private failure: unknown = null;
   private closed = false;
   private readonly counters = { appends: 0, fsyncs: 0, bytes: 0 };
@@ -130,7 +134,7 @@ export class FileStorage implements LogStorage {
     return { ...this.counters };
   }
 
-  append(records: readonly PersistRecord[]): Promise<void> {
+  append(records: readonly PersistRecord[], durability: Durability = 'sync'): Promise<void> {
     if (this.failure !== null) return Promise.reject(this.failure);
     if (this.closed) return Promise.reject(new StorageUsageError('append after close'));
     let frames: Uint8Array[];
@@ -142,16 +146,34 @@ export class FileStorage implements LogStorage {
     }
     this.counters.appends += 1;
     if (records.length === 0 && this.pending === null && this.flushing === null) return Promise.resolve();
-    const batch = (this.pending ??= { frames: [], records: [], bytes: 0, waiters: [] });
+    const batch = (this.pending ??= { frames: [], records: [], bytes: 0, waiters: [], sync: false });
+    if (durability === 'sync') batch.sync = true;
     for (const frame of frames) {
       batch.frames.push(frame);
       batch.bytes += frame.byteLength;
     }
     batch.records.push(...records);
     const durable = new Promise<void>((resolve, reject) => batch.waiters.push({ resolve, reject }));
-    // Start the round on a microtask, so appends issued in the same synchronous run share it.
-    this.flushing ??= Promise.resolve().then(() => this.flushLoop());
+    this.startRound(batch.sync);
     return durable;
+  }
+
+  /**
+   * Starts the group-commit loop unless it runs: on a microtask when someone waits (so appends
+   * issued in the same synchronous run share the round), else after `LAZY_FLUSH_MS`.
+   */
+  private startRound(now: boolean): void {
+    if (this.flushing !== null) return; // the running loop takes what is pending
+    if (!now) {
+      this.lazyTimer ??= setTimeout(() => {
+        this.lazyTimer = null;
+        this.startRound(true);
+      }, LAZY_FLUSH_MS);
+      return;
+    }
+    if (this.lazyTimer !== null) clearTimeout(this.lazyTimer);
+    this.lazyTimer = null;
+    this.flushing = Promise.resolve().then(() => this.flushLoop());
   }
 
   state(): PersistentState {
@@ -161,6 +183,7 @@ export class FileStorage implements LogStorage {
   /** Waits until every accepted append is durable (or failed), then closes the segment file. */
   async close(): Promise<void> {
     this.closed = true;
+    if (this.pending !== null) this.startRound(true);
     // Bounded: no append is accepted after `closed`, so at most the current round and one more run.
     while (this.flushing !== null) await this.flushing;
     await this.segment.handle.close();
@@ -189,14 +212,18 @@ export class FileStorage implements LogStorage {
   /** Runs group-commit rounds until nothing is queued; never rejects (failures go to waiters). */
   private async flushLoop(): Promise<void> {
     try {
-      // Each round takes everything queued so far; the loop ends when a round finds nothing new.
-      while (this.pending !== null) {
+      // Each round takes everything queued so far; the loop ends when a round finds nothing new
+      // that anyone waits for (lazy leftovers get their own timer). The first round always runs.
+      let first = true;
+      while (this.pending !== null && (first || this.pending.sync || this.closed)) {
+        first = false;
         const batch = this.pending;
         this.pending = null;
         this.inFlight = batch;
         await this.writeBatch(batch);
-        this.inFlight = null;
+        // Still in flight until applied: if applying throws, the catch below fails its waiters.
         for (const record of batch.records) this.store.apply(record);
+        this.inFlight = null;
         if (this.pending === null) this.checker.drained();
         for (const waiter of batch.waiters) waiter.resolve();
       }
@@ -210,6 +237,7 @@ export class FileStorage implements LogStorage {
     } finally {
       this.flushing = null;
     }
+    if (this.pending !== null) this.startRound(this.pending.sync);
   }
 
   /** Writes a batch, one write and one fdatasync per segment it touches, rotating as needed. */

@@ -140,6 +140,22 @@ export type PersistRecord =
   | { readonly type: 'accept'; readonly slot: number; readonly ballot: Ballot; readonly value: EntryValue }
   | { readonly type: 'chosen'; readonly slot: number; readonly ballot: Ballot; readonly value?: EntryValue };
 
+/**
+ * True when the messages of a Ready must wait for its `persist` to be durable: it holds a promise or
+ * an acceptance, which this acceptor must never forget once another node has heard of it.
+ *
+ * A Ready whose records are all `chosen` marks needs no wait, nor an fsync of its own: a chosen
+ * mark records a fact that holds whether or not this node remembers it. A crash that loses marks
+ * leaves the node with its accepted entries (each durable before it was acknowledged) and a lower
+ * `firstUnchosen`, exactly the state of a node that had not learned those slots yet: it relearns
+ * them, and as a candidate it runs phase 1 over more slots, which is only conservative. The driver
+ * writes such records lazily, riding with the next durable append.
+ */
+export function needsDurabilityBeforeSend(records: readonly PersistRecord[]): boolean {
+  for (const record of records) if (record.type !== 'chosen') return true;
+  return false;
+}
+
 /** A chosen entry handed to the state machine, in log order, exactly once per replica lifetime. */
 export interface CommittedEntry {
   readonly slot: number;
@@ -155,7 +171,9 @@ export interface CommittedEntry {
  * The effects the replica asks its driver to carry out. The contract, which the simulator's driver
  * asserts and the real driver follows:
  * 1. every record in `persist` is durable (fsync'd) before any message in `send` leaves the node
- *    (`sendNow` may leave before); then the driver calls `persisted()`;
+ *    (`sendNow` may leave before); then the driver calls `persisted()`. Exception: when
+ *    `needsDurabilityBeforeSend(persist)` is false (only chosen marks), the driver may call
+ *    `persisted()` and send at once and write the records later, in order with later appends;
  * 2. then `send` is sent (order within it does not matter);
  * 3. `apply` is applied to the state machine in the given (log) order; across all Ready batches
  *    each slot appears exactly once and slots increase by one. It need not wait for 1: every
