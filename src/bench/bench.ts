@@ -30,6 +30,8 @@ export interface BenchPlan {
   readonly compare: readonly PeerName[];
   /** Measure the fsync rate and a single unreplicated Synod node too. */
   readonly ceilings: boolean;
+  /** Write a V8 CPU profile of every Synod node process into this directory. */
+  readonly profileDir?: string;
 }
 
 export interface BenchOutcome {
@@ -50,7 +52,8 @@ async function peerSystem(name: PeerName): Promise<BenchSystem> {
 }
 
 export async function runBench(plan: BenchPlan, events: BenchEvents): Promise<BenchOutcome> {
-  const systems: BenchSystem[] = [new SynodSystem({ nodes: plan.nodes, ...(plan.endpoints === undefined ? {} : { endpoints: plan.endpoints }) })];
+  const nodeArgs = plan.profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${plan.profileDir}`];
+  const systems: BenchSystem[] = [new SynodSystem({ nodes: plan.nodes, nodeArgs, ...(plan.endpoints === undefined ? {} : { endpoints: plan.endpoints }) })];
   if (plan.ceilings) systems.push(new SynodSystem({ nodes: 1 }));
   for (const peer of plan.compare) systems.push(await peerSystem(peer));
   const started: BenchSystem[] = [];
@@ -106,7 +109,7 @@ export async function runBench(plan: BenchPlan, events: BenchEvents): Promise<Be
 
 export function summaryLine(result: BenchResult): string {
   const servers = result.serverCpuPct.map((value) => (value === null ? '?' : `${value.toFixed(0)}%`)).join('/');
-  return `${result.system.padEnd(11)} ${result.op} c=${String(result.clients).padEnd(4)} ${String(result.opsPerSec).padStart(7)} ops/s  p50 ${result.p50Ms.toFixed(2)} ms  p99 ${result.p99Ms.toFixed(2)} ms  p999 ${result.p999Ms.toFixed(2)} ms  errors ${result.errors}  client ${result.clientCpuUsPerOp ?? '?'} µs/op  servers ${servers}`;
+  return `${result.system.padEnd(11)} ${result.op} c=${String(result.clients).padEnd(4)} ${String(result.opsPerSec).padStart(7)} ops/s  p50 ${result.p50Ms.toFixed(2)} ms  p99 ${result.p99Ms.toFixed(2)} ms  p999 ${result.p999Ms.toFixed(2)} ms  errors ${result.errors}  CPU µs/op: client ${result.clientCpuUsPerOp ?? '?'}, servers ${result.serverCpuUsPerOp ?? '?'} (${servers})`;
 }
 
 /** Writes `<name>.md` and `<name>.svg` under `dir`; returns their paths. */

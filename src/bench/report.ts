@@ -49,10 +49,10 @@ export function markdownTable(results: readonly BenchResult[]): string {
 
 /** CPU per run: the load generator's µs per op and each server process's share of a core. */
 export function cpuTable(results: readonly BenchResult[]): string {
-  const lines = ['| system | op | clients | client µs/op | client CPU % | server CPU % (each process) | errors |', '|---|---|---:|---:|---:|---|---:|'];
+  const lines = ['| system | op | clients | client µs/op | servers µs/op | client CPU % | server CPU % (each process) | errors |', '|---|---|---:|---:|---:|---:|---|---:|'];
   for (const result of results) {
     const servers = result.serverCpuPct.map((value) => (value === null ? '?' : value.toFixed(0))).join(' / ');
-    lines.push(`| ${result.system} | ${result.op} | ${result.clients} | ${result.clientCpuUsPerOp ?? '?'} | ${result.clientCpuPct ?? '?'} | ${servers} | ${result.errors} |`);
+    lines.push(`| ${result.system} | ${result.op} | ${result.clients} | ${result.clientCpuUsPerOp ?? '?'} | ${result.serverCpuUsPerOp ?? '?'} | ${result.clientCpuPct ?? '?'} | ${servers} | ${result.errors} |`);
   }
   return lines.join('\n');
 }

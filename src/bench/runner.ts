@@ -46,7 +46,21 @@ export interface BenchResult {
   readonly clientCpuUsPerOp: number | null;
   /** Each server process's CPU over the window, % of one core. */
   readonly serverCpuPct: readonly (number | null)[];
+  /** CPU of all server processes together per operation (µs): the cost of one op to the cluster. */
+  readonly serverCpuUsPerOp: number | null;
   readonly firstError?: string;
+}
+
+/** Total CPU µs per operation over processes sampled before and after, or null if any is unknown. */
+function cpuPerOp(before: readonly (number | null)[], after: readonly (number | null)[], ops: number): number | null {
+  if (ops === 0 || before.length === 0) return null;
+  let totalMs = 0;
+  for (const [index, start] of before.entries()) {
+    const end = after[index];
+    if (start === null || end === null || end === undefined) return null;
+    totalMs += end - start;
+  }
+  return Math.round((totalMs * 1000 * 10) / ops) / 10;
 }
 
 /** Progress callback: called about four times a second with operations so far in this phase. */
@@ -158,6 +172,7 @@ export async function runWorkload(system: BenchSystem, sessions: readonly BenchS
     clientCpuPct: cpuPercent(clientBefore, clientAfter, elapsedMs),
     clientCpuUsPerOp: measured === 0 ? null : Math.round((clientCpuMs * 1000 * 10) / measured) / 10,
     serverCpuPct: pids.map((_, index) => cpuPercent(serverBefore[index] ?? null, serverAfter[index] ?? null, elapsedMs)),
+    serverCpuUsPerOp: cpuPerOp(serverBefore, serverAfter, measured),
     ...(firstError === undefined ? {} : { firstError }),
   };
 }

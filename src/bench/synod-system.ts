@@ -34,6 +34,8 @@ export interface SynodSystemOptions {
   readonly logLevel?: string;
   /** Name in reports (default `synod`, or `synod-1node` for one member). */
   readonly name?: string;
+  /** Extra Node.js flags for the node processes (e.g. `--cpu-prof`). */
+  readonly nodeArgs?: readonly string[];
 }
 
 export class SynodSystem implements BenchSystem {
@@ -79,6 +81,7 @@ export class SynodSystem implements BenchSystem {
       mkdirSync(dir, { recursive: true });
       const log = openSync(join(dir, 'node.log'), 'a');
       const child = spawn(process.execPath, [
+        ...(this.options.nodeArgs ?? []),
         MAIN, 'start', '--id', String(member.id), '--peers', spec, '--data', dir,
         '--secret-file', secretFile, '--log-level', this.options.logLevel ?? 'warn',
       ], { stdio: ['ignore', log, log] });

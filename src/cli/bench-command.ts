@@ -30,6 +30,7 @@ interface BenchOptions {
   sweepClients?: string;
   ceilings?: boolean;
   json?: string;
+  profile?: string;
   out: string;
   progress: boolean;
 }
@@ -75,6 +76,7 @@ export function registerBenchCommand(program: Command): void {
     .option('--sweep-clients <list>', 'client counts for --sweep')
     .option('--ceilings', 'also measure the disk\'s fdatasync rate and an unreplicated single node (on by default with --sweep or --compare)')
     .option('--json <file>', 'write every result as JSON to this file')
+    .option('--profile <dir>', 'write a V8 CPU profile of each Synod node process into this directory (see bench/profile.mjs)')
     .option('--out <dir>', 'where --sweep writes its reports', 'bench/results')
     .option('--no-progress', 'no progress bar')
     .action((options: BenchOptions) => runBenchCommand(options).catch((error: unknown) => fail(errorMessage(error))));
@@ -94,6 +96,7 @@ async function runBenchCommand(options: BenchOptions): Promise<void> {
     nodes: options.nodes,
     ...(options.endpoints === undefined ? {} : { endpoints: options.endpoints.split(',').map((endpoint) => endpoint.trim()) }),
     compare,
+    ...(options.profile === undefined ? {} : { profileDir: resolve(options.profile) }),
     ceilings: options.ceilings === true || (options.endpoints === undefined && (sweep || compare.length > 0)),
   };
   const showBar = options.progress && process.stderr.isTTY === true;

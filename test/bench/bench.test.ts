@@ -33,7 +33,7 @@ test('synod bench runs a short put workload and ends with its JSON line', { skip
 function result(system: string, clients: number, opsPerSec: number, p99Ms: number): BenchResult {
   return {
     system, op: 'put', clients, valueSize: 100, keys: 10, durationMs: 1000, ops: opsPerSec, opsPerSec, p50Ms: p99Ms / 2, p99Ms,
-    p999Ms: p99Ms, maxMs: p99Ms, meanMs: p99Ms / 2, errors: 0, casConflicts: 0, clientCpuPct: 10, clientCpuUsPerOp: 5, serverCpuPct: [50, 20, 20],
+    p999Ms: p99Ms, maxMs: p99Ms, meanMs: p99Ms / 2, errors: 0, casConflicts: 0, clientCpuPct: 10, clientCpuUsPerOp: 5, serverCpuPct: [50, 20, 20], serverCpuUsPerOp: 30,
   };
 }
 
