@@ -439,5 +439,9 @@ export function describeMessage(message: Message): string {
       return `${head}(slots ${message.slots.slice(0, 8).join(',')}${message.slots.length > 8 ? ',…' : ''})`;
     case 'learned':
       return `${head}(${message.entries.length} entries)`;
+    case 'rejoin':
+      return `${head}(fence ${formatBallot(message.fence)}, nonce ${message.nonce})`;
+    case 'rejoin-ack':
+      return `${head}(promised ${formatBallot(message.promised)}, nonce ${message.nonce})`;
   }
 }
