@@ -35,10 +35,12 @@ program
   .option('--trace', 'print the events of --seed')
   .option('--no-faults', 'turn fault injection off')
   .addOption(new Option('--read-mode <mode>', 'how gets are served: read index, or through the log').choices(['index', 'log']).default('index'))
-  .action((options: { seeds?: number; start: number; seed?: number; nodes: number; history?: string; trace?: boolean; faults: boolean; readMode: 'index' | 'log' }) => {
+  .addOption(new Option('--disk-loss <mode>', 'crashed nodes sometimes lose their disk and rejoin (or restart empty: amnesia, unsafe)').choices(['rejoin', 'amnesia']))
+  .action((options: { seeds?: number; start: number; seed?: number; nodes: number; history?: string; trace?: boolean; faults: boolean; readMode: 'index' | 'log'; diskLoss?: 'rejoin' | 'amnesia' }) => {
+    const diskLoss = options.diskLoss === undefined ? {} : { diskLoss: options.diskLoss };
     if (options.seed !== undefined) {
       const trace = options.trace === true ? (line: string) => process.stdout.write(`${line}\n`) : undefined;
-      const result = simulate(options.seed, { nodeCount: options.nodes, faults: options.faults, readMode: options.readMode, ...(trace ? { trace } : {}) });
+      const result = simulate(options.seed, { nodeCount: options.nodes, faults: options.faults, readMode: options.readMode, ...diskLoss, ...(trace ? { trace } : {}) });
       if (options.history !== undefined) writeFileSync(options.history, formatHistory(result.history));
       for (const violation of result.violations) console.log(`VIOLATION ${violation}`);
       if (result.livenessFailure !== null) console.log(`LIVENESS FAILURE ${result.livenessFailure}`);
@@ -60,7 +62,7 @@ program
     }
     const count = options.seeds ?? 100;
     const startedMs = performance.now();
-    const summary = sweep(options.start, count, { nodeCount: options.nodes, faults: options.faults, readMode: options.readMode }, (result, index) => {
+    const summary = sweep(options.start, count, { nodeCount: options.nodes, faults: options.faults, readMode: options.readMode, ...diskLoss }, (result, index) => {
       if (result.violations.length > 0 || result.livenessFailure !== null) {
         console.log(`seed ${result.seed}: ${[...result.violations, result.livenessFailure ?? ''].filter(Boolean).join('; ')}`);
       }

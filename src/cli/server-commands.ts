@@ -42,6 +42,7 @@ interface StartOptions {
   readMode?: 'index' | 'log';
   logLevel?: NodeConfig['logLevel'];
   requestTimeoutMs?: number;
+  rejoin?: boolean;
 }
 
 export function registerServerCommands(program: Command): void {
@@ -58,6 +59,7 @@ export function registerServerCommands(program: Command): void {
     .addOption(new Option('--read-mode <mode>', 'linearizable reads by read index, or through the log').choices(['index', 'log']))
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'silent']))
     .option('--request-timeout-ms <ms>', 'answer timeout after this long', integer('--request-timeout-ms', 1))
+    .option('--rejoin', 'rebuild this node from its peers (its log is damaged or lost): moves the log aside; needs every other member running')
     .action((options: StartOptions) => runStart(options));
 
   program
@@ -106,6 +108,7 @@ async function runStart(options: StartOptions): Promise<void> {
   let server: SynodServer;
   try {
     server = await SynodServer.start(startConfig(options), {
+      rejoin: options.rejoin === true,
       onFatal: (error) => {
         console.error(`synod: node failed: ${errorMessage(error)}`);
         process.exit(1);

@@ -24,11 +24,13 @@ import type { CommittedEntry, ProposeResult, ReadIndexResult } from '../core/mul
 import { encodeOperation, isReadOperation, validateOperation, type KvOperation, type KvReadOperation, type KvResult } from '../kv/ops.js';
 import { KvStateMachine } from '../kv/state-machine.js';
 import { NodeDriver } from '../node/driver.js';
+import { StorageCorruptionError } from '../storage/errors.js';
 import { FileStorage } from '../storage/file.js';
 import { TcpTransport } from '../transport/tcp.js';
-import { formatHostPort, type NodeConfig } from './config.js';
+import { ConfigError, formatHostPort, type NodeConfig } from './config.js';
 import { DataDirLock } from './lock.js';
 import { NodeMetrics } from './metrics.js';
+import { DataCorruptionError, WAL_DIRECTORY, beginRejoin, endRejoin, rejoinPending } from './rejoin.js';
 import type {
   KvService,
   NodeEndpoint,
@@ -47,6 +49,20 @@ export interface SynodNodeOptions {
   readonly onFatal?: (error: unknown) => void;
   /** Register Node.js process metrics (default true; off when several nodes share a process). */
   readonly processMetrics?: boolean;
+  /**
+   * Rebuild this node from its peers (`synod start --rejoin`): move the log aside and start in
+   * rejoin mode (see `rejoin.ts`). Needs every other member running to finish.
+   */
+  readonly rejoin?: boolean;
+  /** Tests only: sees the storage once opened (disk-fault tests read its durable end). */
+  readonly onStorageOpened?: (storage: FileStorage) => void;
+}
+
+/** What the node keeps of its disk and replica to finish a rejoin (null when not rejoining). */
+interface RejoinInProgress {
+  readonly replica: Replica;
+  readonly storage: FileStorage;
+  finishing: boolean;
 }
 
 /** A request waiting for its answer. `done` is set once answered (by result, error or deadline). */
@@ -89,6 +105,7 @@ export class SynodNode implements KvService {
   private lastLeader: NodeId | null = null;
   private sweeper: NodeJS.Timeout | null = null;
   private stopping = false;
+  private rejoining: RejoinInProgress | null = null;
   private readonly startedAt = Date.now();
 
   private constructor(
@@ -114,9 +131,9 @@ export class SynodNode implements KvService {
     );
     const lock = await DataDirLock.acquire(config.dataDir);
     try {
-      const storage = await FileStorage.open(join(config.dataDir, 'wal'), {
-        logger: { warn: (message: string) => logger.warn({ component: 'storage' }, message) },
-      });
+      const rejoining = await SynodNode.prepareRejoin(config, options, logger);
+      const storage = await SynodNode.openStorage(config, logger);
+      options.onStorageOpened?.(storage);
       const state = storage.state();
       const replica = new Replica(
         {
@@ -127,9 +144,11 @@ export class SynodNode implements KvService {
           electionTicksMin: config.electionTicksMin,
           electionTicksMax: config.electionTicksMax,
           heartbeatTicks: config.heartbeatTicks,
+          rejoin: rejoining,
         },
         state,
       );
+      if (rejoining) replica.observer = { trace: (line) => logger.info({ component: 'rejoin' }, line) };
       const self = config.members.find((member) => member.id === config.id);
       assert(self !== undefined, 'config validated: this node is a member');
       const transport = new TcpTransport({
@@ -154,6 +173,7 @@ export class SynodNode implements KvService {
       });
       node = new SynodNode(config, driver, transport, lock, logger, options);
       const created = node;
+      if (rejoining) created.rejoining = { replica, storage, finishing: false };
       // Every log line carries the promised ballot (refreshed by the sweep).
       const status = (): string => formatBallot(driver.status().promised);
       ballot = status();
@@ -171,6 +191,43 @@ export class SynodNode implements KvService {
       await lock.release();
       throw error;
     }
+  }
+
+  /**
+   * With `options.rejoin`, begins a rejoin; returns whether this start is a rejoin (one begun now
+   * or earlier and not finished: the marker is durable until the node has rejoined).
+   */
+  private static async prepareRejoin(config: NodeConfig, options: SynodNodeOptions, logger: Logger): Promise<boolean> {
+    if (options.rejoin === true) {
+      if (config.members.length < 2) throw new ConfigError('--rejoin needs peers to rebuild from: this cluster has one member');
+      const aside = await beginRejoin(config.dataDir, new Date());
+      logger.warn({ movedTo: aside }, aside === null ? 'rejoin: no log to move aside' : `rejoin: the old log was moved to ${aside}`);
+    }
+    const rejoining = await rejoinPending(config.dataDir);
+    if (rejoining) {
+      if (config.members.length < 2) throw new ConfigError('a rejoin is pending but this cluster has one member: no peer to rebuild from');
+      logger.warn({}, 'rejoining: this node does not vote until it has relearned its state from its peers (every other member must be running)');
+    }
+    return rejoining;
+  }
+
+  /** Opens the log; damage a crash cannot explain is a `DataCorruptionError`, logged as fatal. */
+  private static async openStorage(config: NodeConfig, logger: Logger): Promise<FileStorage> {
+    try {
+      return await FileStorage.open(join(config.dataDir, WAL_DIRECTORY), {
+        logger: { warn: (message: string) => logger.warn({ component: 'storage' }, message) },
+      });
+    } catch (error) {
+      if (!(error instanceof StorageCorruptionError)) throw error;
+      const refused = new DataCorruptionError(config.id, config.dataDir, error);
+      logger.fatal({ file: refused.file, offset: refused.offset, remedy: refused.remedy }, `data directory damaged, refusing to start: ${error.message}`);
+      throw refused;
+    }
+  }
+
+  /** True until a rejoin begun with `options.rejoin` (or resumed) is finished and its marker removed. */
+  isRejoining(): boolean {
+    return this.rejoining !== null;
   }
 
   /** Stops serving: pending requests are answered `unavailable`, then the replica, sockets and disk close. */
@@ -409,6 +466,7 @@ export class SynodNode implements KvService {
       this.deadlines = this.deadlines.slice(this.deadlinesHead);
       this.deadlinesHead = 0;
     }
+    if (this.rejoining !== null) this.finishRejoin(this.rejoining);
     const leader = this.driver.status().leaderHint;
     if (leader !== this.lastLeader) {
       this.lastLeader = leader;
@@ -417,6 +475,31 @@ export class SynodNode implements KvService {
         this.logger.info({ leader }, leader === this.config.id ? 'this node leads' : 'following a new leader');
       }
     }
+  }
+
+  /**
+   * Once the replica has rejoined, removes the marker — but only after its finishing promise (and
+   * every chosen entry it learned) is durable: with no Ready pending, every record has been handed
+   * to the storage, and an empty append resolves once all of them are fsync'd.
+   */
+  private finishRejoin(rejoin: RejoinInProgress): void {
+    if (rejoin.finishing || rejoin.replica.isRejoining() || rejoin.replica.hasReady() || this.driver.hasFailed) return;
+    rejoin.finishing = true;
+    rejoin.storage
+      .append([])
+      .then(() => endRejoin(this.config.dataDir))
+      .then(
+        () => {
+          this.rejoining = null;
+          rejoin.replica.observer = null;
+          const status = this.driver.status();
+          this.logger.info({ appliedIndex: this.appliedIndex, promised: formatBallot(status.promised) }, 'rejoined: this node votes again');
+        },
+        (error: unknown) => {
+          rejoin.finishing = false; // retried on the next sweep; until then a restart simply rejoins again
+          if (!this.stopping) this.logger.error({ err: error }, 'rejoin: could not remove the marker yet');
+        },
+      );
   }
 
   /** Removes an answered waiter from the map it was filed in (a confirmed read is dropped by `serveReads`). */

@@ -54,7 +54,14 @@ export interface ClusterOptions {
 /** One simulated node: its replica, its durable store and its driver state. */
 export class SimNode {
   replica: Replica | null = null;
-  readonly store = new MemoryLogStore();
+  /** The disk: survives crashes; `SimCluster.loseDisk` replaces it with an empty one. */
+  store = new MemoryLogStore();
+  /**
+   * Durable "rejoin in progress" flag (the server's marker file): set when the disk is lost and
+   * the node is to rejoin, cleared once the replica's finishing promise is persisted. While set,
+   * every boot is in rejoin mode.
+   */
+  rejoinMarker = false;
   up = false;
   /** Bumped on every crash so that completions scheduled before it are discarded. */
   incarnation = 0;
@@ -140,6 +147,7 @@ export class SimCluster {
       nodeId: node.id,
       configuration: new StaticConfiguration(this.configuration),
       random,
+      ...(node.rejoinMarker ? { rejoin: true } : {}),
     };
     const factory = this.options.replicaFactory ?? defaultReplicaFactory;
     const state = node.incarnation === 0 ? undefined : node.store.state();
@@ -191,6 +199,18 @@ export class SimCluster {
     node.lazy = [];
   }
 
+  /**
+   * The node's disk is lost (corrupt beyond use, or replaced): it crashes, and its durable state is
+   * gone. With `rejoin` it restarts in rejoin mode (the safe procedure); without, it restarts as an
+   * empty acceptor — the amnesia that Paxos cannot survive, kept to prove the checkers catch it.
+   */
+  loseDisk(node: SimNode, rejoin: boolean): void {
+    this.crash(node);
+    this.traceLine(`DISK LOST n${node.id}${rejoin ? ' (will rejoin)' : ' (restarts empty: amnesia)'}`);
+    node.store = new MemoryLogStore();
+    node.rejoinMarker = rejoin;
+  }
+
   restart(node: SimNode): void {
     if (node.up) return;
     this.traceLine(`RESTART n${node.id}`);
@@ -204,6 +224,8 @@ export class SimCluster {
     const ready = replica.ready();
     node.busy = true;
     const incarnation = node.incarnation;
+    // Every record of a finished rejoin is in this Ready or an earlier one: clear the marker once durable.
+    const rejoinFinished = node.rejoinMarker && !replica.isRejoining();
     // Chosen entries apply at once, as the real driver does: chosen is a fact that needs none of
     // this node's pending records (a crash now loses them, and replay rebuilds the state machine).
     this.applyReady(node, ready);
@@ -214,28 +236,32 @@ export class SimCluster {
       node.lazy.push(...ready.persist);
       const latency = this.options.diskLatencyUsMax === 0 ? 0 : this.random.int(this.options.diskLatencyUsMin, this.options.diskLatencyUsMax + 1);
       this.queue.after(latency, () => this.writeLazy(node, incarnation));
-      this.complete(node, { ...ready, persist: [] }, incarnation);
+      this.complete(node, { ...ready, persist: [] }, incarnation, rejoinFinished);
       return;
     }
     if (ready.persist.length === 0) {
-      this.complete(node, ready, incarnation);
+      this.complete(node, ready, incarnation, rejoinFinished);
       return;
     }
     if (this.options.diskLatencyUsMax === 0) {
-      this.complete(node, ready, incarnation); // scripted runs: an instant disk
+      this.complete(node, ready, incarnation, rejoinFinished); // scripted runs: an instant disk
       return;
     }
     const latency = this.random.int(this.options.diskLatencyUsMin, this.options.diskLatencyUsMax + 1);
-    this.queue.after(latency, () => this.complete(node, ready, incarnation));
+    this.queue.after(latency, () => this.complete(node, ready, incarnation, rejoinFinished));
   }
 
-  private complete(node: SimNode, ready: Ready, incarnation: number): void {
+  private complete(node: SimNode, ready: Ready, incarnation: number, rejoinFinished: boolean): void {
     if (node.incarnation !== incarnation) return; // crashed before the disk finished: all lost
     if (node.paused) {
-      node.backlog.push(() => this.complete(node, ready, incarnation));
+      node.backlog.push(() => this.complete(node, ready, incarnation, rejoinFinished));
       return;
     }
     this.writeLazy(node, incarnation); // earlier lazy records reach the disk first, as in a log
+    if (rejoinFinished && node.rejoinMarker) {
+      node.rejoinMarker = false;
+      this.traceLine(`n${node.id} rejoined: marker cleared`);
+    }
     for (const record of ready.persist) {
       const entry = node.store.apply(record);
       if (entry === null) continue;
@@ -463,5 +489,9 @@ export function describeMessage(message: Message): string {
       return `${head}(slots ${message.slots.slice(0, 8).join(',')}${message.slots.length > 8 ? ',…' : ''})`;
     case 'learned':
       return `${head}(${message.entries.length} entries)`;
+    case 'rejoin':
+      return `${head}(fence ${formatBallot(message.fence)}, nonce ${message.nonce})`;
+    case 'rejoin-ack':
+      return `${head}(promised ${formatBallot(message.promised)}, nonce ${message.nonce})`;
   }
 }

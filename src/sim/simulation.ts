@@ -32,6 +32,12 @@ export interface SimulationOptions {
   readonly faults: boolean;
   /** How gets are served: `index` (read index, no log write) or `log` (through the log like writes). */
   readonly readMode: 'index' | 'log';
+  /**
+   * Disk loss among the crash faults: a crashed node sometimes loses its whole durable state.
+   * `rejoin`: it restarts in rejoin mode (one node at a time, as the operator procedure says);
+   * `amnesia`: it restarts as an empty acceptor (unsafe; proves the checkers notice). Default: none.
+   */
+  readonly diskLoss?: 'rejoin' | 'amnesia';
   readonly replicaFactory?: ReplicaFactory;
   readonly trace?: (line: string) => void;
 }
@@ -57,6 +63,8 @@ export interface SimulationResult {
   readonly history: readonly HistoryOp[];
   readonly virtualUs: number;
   readonly faultsInjected: number;
+  /** Crashes that also lost the node's disk (`diskLoss`). */
+  readonly disksLost: number;
   readonly messagesDelivered: number;
 }
 
@@ -122,6 +130,7 @@ export class Simulation {
   private readonly stateMachines = new Map<NodeId, KvStateMachine>();
   private readonly history: HistoryOp[] = [];
   private faultsInjected = 0;
+  private disksLost = 0;
   private inFaultPhase = true;
 
   constructor(readonly options: SimulationOptions) {
@@ -387,7 +396,12 @@ export class Simulation {
     if (roll < 0.25) {
       const leader = cluster.servingLeader();
       const victim = leader !== null && this.random.chance(0.6) ? leader : cluster.node(pick());
-      cluster.crash(victim);
+      if (this.options.diskLoss !== undefined && this.random.chance(0.4) && this.mayLoseDisk(victim)) {
+        cluster.loseDisk(victim, this.options.diskLoss === 'rejoin');
+        this.disksLost += 1;
+      } else {
+        cluster.crash(victim);
+      }
       this.cluster.queue.after(this.random.int(50_000, 1_500_000), () => {
         if (this.inFaultPhase && !victim.up) this.restartNode(victim);
       });
@@ -421,6 +435,12 @@ export class Simulation {
       cluster.traceLine('HEAL network');
       cluster.heal();
     }
+  }
+
+  /** One member rebuilds at a time (the operator procedure): no disk loss while another rejoins. */
+  private mayLoseDisk(victim: SimNode): boolean {
+    if (this.options.diskLoss === 'amnesia') return true;
+    return [...this.cluster.nodes.values()].every((node) => node === victim || !node.rejoinMarker);
   }
 
   private restartNode(node: SimNode): void {
@@ -463,6 +483,7 @@ export class Simulation {
       history: this.history,
       virtualUs: this.cluster.now,
       faultsInjected: this.faultsInjected,
+      disksLost: this.disksLost,
       messagesDelivered: this.cluster.messagesDelivered,
     };
   }

@@ -70,6 +70,7 @@ interface Batch {
 }
 
 interface OpenSegment {
+  readonly path: string;
   readonly handle: FileHandle;
   /** Valid bytes in the file: where the next frame goes. */
   byteLength: number;
@@ -118,15 +119,24 @@ export class FileStorage implements LogStorage {
       const firstSlot = options.firstSlot ?? FIRST_SLOT_DEFAULT;
       if (!Number.isSafeInteger(firstSlot) || firstSlot < 1) throw new StorageUsageError('firstSlot must be >= 1');
       const handle = await createSegment(directory, 0, firstSlot);
-      const segment = { handle, byteLength: SEGMENT_HEADER_BYTES };
+      const segment = { path: join(directory, segmentName(0)), handle, byteLength: SEGMENT_HEADER_BYTES };
       return new FileStorage(directory, limits, recovered.store, segment, 0, firstSlot);
     }
     if (options.firstSlot !== undefined && options.firstSlot !== recovered.firstSlot) {
       throw new StorageUsageError(`log starts at slot ${recovered.firstSlot}, not ${options.firstSlot}`);
     }
     const handle = await open(recovered.lastSegment.path, 'r+');
-    const segment = { handle, byteLength: recovered.lastSegment.byteLength };
+    const segment = { path: recovered.lastSegment.path, handle, byteLength: recovered.lastSegment.byteLength };
     return new FileStorage(directory, limits, recovered.store, segment, recovered.nextSequence, recovered.firstSlot);
+  }
+
+  /**
+   * Where the last completed fdatasync ended: the current segment and its durable length. Every
+   * earlier segment is complete and durable; bytes past this point may not survive a power loss.
+   * For tests that simulate one (nothing on the write path reads it).
+   */
+  durableEnd(): { readonly file: string; readonly byteLength: number } {
+    return { file: this.segment.path, byteLength: this.segment.byteLength };
   }
 
   /** A copy of the counters. */
@@ -281,7 +291,7 @@ export class FileStorage implements LogStorage {
   private async rotate(): Promise<void> {
     await this.segment.handle.close();
     const handle = await createSegment(this.directory, this.nextSequence, this.firstSlot);
-    this.segment = { handle, byteLength: SEGMENT_HEADER_BYTES };
+    this.segment = { path: join(this.directory, segmentName(this.nextSequence)), handle, byteLength: SEGMENT_HEADER_BYTES };
   }
 }
 

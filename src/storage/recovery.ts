@@ -2,15 +2,26 @@
  * Recovery of a write-ahead log directory on open: replay every segment in sequence order into a
  * `MemoryLogStore`, repairing only what a crash can leave behind.
  *
- * - A bad frame at the tail of the LAST segment, with no valid frame after it, is a torn write of
- *   records that were never acknowledged (an append resolves only after its fdatasync). The file is
- *   truncated to the last good frame, fsync'd, and the repair reported through `logger.warn`.
- * - Any other bad frame (in a non-last segment, or followed by a valid frame) is corruption of
- *   records that may have been acknowledged: `StorageCorruptionError` naming file and offset.
+ * - A bad frame at the tail of the LAST segment, with no valid frame after it, that can only be a
+ *   write that never completed — the file ends inside the frame, or only zeros follow — is a torn
+ *   write of records that were never acknowledged (an append resolves only after its fdatasync,
+ *   and a node reveals a record only after that). The file is truncated to the last good frame,
+ *   fsync'd, and the repair reported through `logger.warn`.
+ * - Any other bad frame is corruption of records that may have been acknowledged:
+ *   `StorageCorruptionError` naming file and offset. That includes the ambiguous case of a bad
+ *   LAST record that is complete (its whole payload is in the file) but fails its checksum, or
+ *   whose length field is damaged: a torn write leaves a prefix of the frame or zeros, never a
+ *   complete frame with other bytes, so such a frame was written in full and may have been
+ *   fsync'd and acknowledged — say, a promise a proposer counted on. Dropping it could make this
+ *   acceptor break that promise, and two values could be chosen for one slot. So the node refuses
+ *   to start and an operator rebuilds it from its peers (`synod start --rejoin`), which is safe
+ *   whatever the log held (see `segment.ts`, `damagedRecordReason`).
  *
- * Known limit: a power loss may persist the pages of the final, never-acknowledged batch out of
- * order, leaving a hole followed by a valid frame. That reads as corruption and stops the node
- * (fail-safe: an operator decides) rather than being repaired automatically.
+ * Known limits. A power loss may persist the pages of the final, never-acknowledged batch out of
+ * order, leaving a hole followed by valid bytes: that reads as corruption and stops the node
+ * (fail-safe: an operator decides) rather than being repaired automatically. A disk that loses
+ * fsync'd data exactly at a record boundary at the end of the log (whole records, or the whole
+ * last segment file) is not detectable here: the log then looks like one that ended earlier.
  */
 import { open, readFile, readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -20,6 +31,7 @@ import { StorageCorruptionError, StorageDecodeError } from './errors.js';
 import { MemoryLogStore } from './memory.js';
 import {
   SEGMENT_HEADER_BYTES,
+  damagedRecordReason,
   decodeSegmentHeader,
   findValidFrame,
   parseSegmentName,
@@ -90,6 +102,8 @@ async function replaySegment(segment: SegmentReplay): Promise<{ records: number;
     if (validAfter !== null) {
       throw new StorageCorruptionError(path, at, `${scan.problem}, followed by a valid frame at offset ${validAfter}`);
     }
+    const damaged = damagedRecordReason(bytes, at, recordBytesMax);
+    if (damaged !== null) throw new StorageCorruptionError(path, at, `${damaged}; not a torn write`);
   }
   for (const { offset, payload } of scan.frames) applyFrame(segment, offset, payload);
   if (scan.problem !== null) {

@@ -133,6 +133,48 @@ export function findValidFrame(bytes: Uint8Array, fromOffset: number, recordByte
   return null;
 }
 
+/**
+ * Decides what the invalid bytes from `offset` (the first bad frame at the end of the last
+ * segment, with no valid frame after it) can be. Returns null when they can only be a write that
+ * never completed, hence never acknowledged: the file ends inside the frame (a prefix of what was
+ * being written), or everything from `offset` is zero (the file grew before its data landed).
+ * Returns a reason otherwise: the bytes could be a complete record that was fsync'd and then
+ * damaged (a flipped bit, a bad sector), which must not be dropped silently:
+ * - a complete frame (its payload lies inside the file) whose checksum fails;
+ * - a zero length followed by non-zero bytes (a torn write leaves a prefix or zeros, not this);
+ * - a length above `recordBytesMax` (no write, whole or partial, produces one);
+ * - a frame whose payload runs past the end, but whose bytes up to the end of the file, or up to
+ *   the length with any one bit changed, match the stored checksum: a complete record with a
+ *   damaged length field.
+ */
+export function damagedRecordReason(bytes: Uint8Array, offset: number, recordBytesMax: number): string | null {
+  const end = bytes.byteLength;
+  if (offset + 4 > end) return null; // the file ends inside the length field
+  const length = readUint32(bytes, offset);
+  if (length === 0) {
+    for (let index = offset; index < end; index += 1) {
+      if (bytes[index] !== 0) return `a zero length field followed by non-zero bytes at offset ${index}`;
+    }
+    return null;
+  }
+  if (length > recordBytesMax) return `frame length ${length} exceeds recordBytesMax ${recordBytesMax}`;
+  if (offset + FRAME_HEADER_BYTES > end) return null; // the file ends inside the checksum field
+  const payloadStart = offset + FRAME_HEADER_BYTES;
+  const storedChecksum = readUint32(bytes, offset + 4);
+  if (payloadStart + length <= end) {
+    return 'a complete frame fails its checksum (a damaged record that may have been acknowledged)';
+  }
+  const candidates = new Set<number>([end - payloadStart]);
+  for (let bit = 0; bit < 32; bit += 1) candidates.add((length ^ (1 << bit)) >>> 0);
+  for (const candidate of candidates) {
+    if (candidate <= 0 || payloadStart + candidate > end) continue;
+    if (crc32c(bytes, payloadStart, payloadStart + candidate) === storedChecksum) {
+      return `a complete record of ${candidate} bytes with a damaged length field (${length})`;
+    }
+  }
+  return null; // the payload was cut short: a write that never completed
+}
+
 function readUint32(bytes: Uint8Array, offset: number): number {
   return new DataView(bytes.buffer, bytes.byteOffset + offset, 4).getUint32(0, true);
 }

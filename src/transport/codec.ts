@@ -111,11 +111,19 @@ export function readMessage(value: unknown): Message {
       const fields = readFields(value, ['type', 'from', 'to', 'entries'], type);
       return { type, ...readEnvelope(fields), entries: readArray(fields.entries, 'entries').map(readChosenEntry) };
     }
+    case 'rejoin': {
+      const fields = readFields(value, ['type', 'from', 'to', 'nonce', 'fence'], type);
+      return { type, ...readEnvelope(fields), nonce: readSlot(fields.nonce, 'nonce'), fence: readBallot(fields.fence, 'fence') };
+    }
+    case 'rejoin-ack': {
+      const fields = readFields(value, ['type', 'from', 'to', 'nonce', 'promised'], type);
+      return { type, ...readEnvelope(fields), nonce: readSlot(fields.nonce, 'nonce'), promised: readBallot(fields.promised, 'promised') };
+    }
   }
 }
 
 const MESSAGE_TYPES: ReadonlySet<string> = new Set<Message['type']>([
-  'prepare', 'promise', 'accept', 'accepted', 'nack', 'heartbeat', 'heartbeat-ack', 'learn', 'learned',
+  'prepare', 'promise', 'accept', 'accepted', 'nack', 'heartbeat', 'heartbeat-ack', 'learn', 'learned', 'rejoin', 'rejoin-ack',
 ]);
 
 function readType(value: unknown): Message['type'] {

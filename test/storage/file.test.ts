@@ -9,7 +9,8 @@ import type { EntryValue, PersistRecord, PersistentState } from '../../src/core/
 import { StorageCorruptionError, StorageUsageError } from '../../src/storage/errors.js';
 import { FileStorage, type FileStorageOptions } from '../../src/storage/file.js';
 import { MemoryLogStore } from '../../src/storage/memory.js';
-import { FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES } from '../../src/storage/segment.js';
+import { encodeRecord } from '../../src/storage/codec.js';
+import { FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES, encodeFrame } from '../../src/storage/segment.js';
 import { assertSameState, commandsValue, runStorageConformance, sortedEntries } from './conformance.js';
 
 /** A fresh temporary directory per test. */
@@ -126,33 +127,62 @@ test('file storage: torn tail: a file cut mid-record is truncated to the last go
     await reopened.storage.close();
   }));
 
-test('file storage: torn tail: garbage and zero bytes after the last record are truncated, with a warning', () =>
+test('file storage: torn tail: zeros, or a cut-off prefix of the next record, after the last record are truncated, with a warning', () =>
   withDirectory(async (directory) => {
-    for (const tail of [Buffer.from('garbage!garbage!garbage!'), Buffer.alloc(4096), Buffer.from([0xff, 0xff, 0xff, 0xff, 1, 2, 3])]) {
+    const next = encodeFrame(encodeRecord({ type: 'accept', slot: 9, ballot: B1, value: commandsValue(B1, new Uint8Array(100).fill(7)) }));
+    const tails = [Buffer.alloc(4096), next.subarray(0, 3), next.subarray(0, FRAME_HEADER_BYTES), next.subarray(0, next.length - 1)];
+    for (const tail of tails) {
       await rm(directory, { recursive: true, force: true });
       const before = await writeAccepts(directory, 3);
       const [path] = await segmentPaths(directory);
       assert.ok(path !== undefined);
       await appendFile(path, tail);
       const { storage, warnings } = await openCollecting(directory);
-      assert.equal(warnings.length, 1);
+      assert.equal(warnings.length, 1, `tail of ${tail.length} bytes`);
       assertSameState(storage.state(), before);
       await storage.close();
     }
   }));
 
-test('file storage: a bit flip in the last record is truncated as a torn tail, with a warning', () =>
+test('file storage: garbage after the last record is not a torn write (a write leaves a prefix or zeros): StorageCorruptionError', () =>
   withDirectory(async (directory) => {
-    const before = await writeAccepts(directory, 4);
+    for (const tail of [Buffer.from('garbage!garbage!garbage!'), Buffer.from([0xff, 0xff, 0xff, 0xff, 1, 2, 3]), Buffer.from([0, 0, 0, 0, 0, 0, 9])]) {
+      await rm(directory, { recursive: true, force: true });
+      await writeAccepts(directory, 3);
+      const [path] = await segmentPaths(directory);
+      assert.ok(path !== undefined);
+      const size = (await stat(path)).size;
+      await appendFile(path, tail);
+      await assert.rejects(openCollecting(directory), (error: unknown) => {
+        assert.ok(error instanceof StorageCorruptionError, String(error));
+        assert.equal(error.file, path);
+        assert.equal(error.offset, size);
+        assert.match(error.message, /not a torn write/);
+        return true;
+      });
+    }
+  }));
+
+test('file storage: every single-bit flip in the last record (length, checksum or payload) is a StorageCorruptionError, never truncated', () =>
+  withDirectory(async (directory) => {
+    await writeAccepts(directory, 4);
     const [path] = await segmentPaths(directory);
     assert.ok(path !== undefined);
-    const offsets = await frameOffsets(path);
-    await flipBit(path, (offsets[3] ?? 0) + FRAME_HEADER_BYTES + 1);
-    const { storage, warnings } = await openCollecting(directory);
-    assert.equal(warnings.length, 1);
-    assert.match(warnings[0] ?? '', /checksum mismatch/);
-    assert.deepStrictEqual(sortedEntries(storage.state()), sortedEntries(before).slice(0, 3));
-    await storage.close();
+    const pristine = await readFile(path);
+    const lastOffset = (await frameOffsets(path))[3] ?? 0;
+    for (let offset = lastOffset; offset < pristine.length; offset += 1) {
+      for (let bit = 0; bit < 8; bit += 1) {
+        const bytes = Buffer.from(pristine);
+        bytes[offset] = (bytes[offset] ?? 0) ^ (1 << bit);
+        await writeFile(path, bytes);
+        await assert.rejects(openCollecting(directory), (error: unknown) => {
+          assert.ok(error instanceof StorageCorruptionError, `byte ${offset} bit ${bit}: ${String(error)}`);
+          assert.equal(error.offset, lastOffset, `byte ${offset} bit ${bit}`);
+          return true;
+        });
+        assert.equal((await stat(path)).size, pristine.length, 'nothing truncated');
+      }
+    }
   }));
 
 test('file storage: a bit flip in a middle record is a StorageCorruptionError naming file and offset', () =>

@@ -51,6 +51,10 @@ test('codec: rejects wrong shapes with WireDecodeError', () => {
     { type: 'promise', from: 1, to: 2, ballot: 1025, maxSlot: 0, entries: [{ slot: 1, ballot: 1025, value: { type: 'noop' }, chosen: 1 }] },
     { type: 'learned', from: 1, to: 2, entries: [{ slot: 1, ballot: 1025n, value: { type: 'noop' } }] },
     JSON.parse('{"type":"learn","from":1,"to":2,"slots":[],"__proto__":{"x":1}}'),
+    { type: 'rejoin', from: 1, to: 2, nonce: -1, fence: 0 },
+    { type: 'rejoin', from: 1, to: 2, nonce: 1, fence: 1024 * 3 }, // a fence naming node 0
+    { type: 'rejoin', from: 1, to: 2, nonce: 1 },
+    { type: 'rejoin-ack', from: 1, to: 2, nonce: 1, promised: 1025, fence: 0 },
   ];
   for (const value of malformed) {
     assert.throws(() => decodeMessage(packer.pack(value)), WireDecodeError, JSON.stringify(value, (_key, item: unknown) => (typeof item === 'bigint' ? `${item}n` : item)));

@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { makeBallot, type NodeId } from '../../src/core/ballot.js';
+import { BALLOT_ZERO, makeBallot, type NodeId } from '../../src/core/ballot.js';
 import type { Message } from '../../src/core/multipaxos/types.js';
 import type { Transport } from '../../src/transport/transport.js';
 
@@ -54,6 +54,8 @@ export function sampleMessages(from: NodeId, to: NodeId): Message[] {
     { type: 'heartbeat-ack', from, to, ballot, firstUnchosen: 6, maxSlot: 7 , readRound: 0},
     { type: 'learn', from, to, slots: [] },
     { type: 'learned', from, to, entries: [{ slot: 1, ballot: epoch, value: { type: 'commands', epoch, commands: [] } }] },
+    { type: 'rejoin', from, to, nonce: 2 ** 31 - 1, fence: BALLOT_ZERO },
+    { type: 'rejoin-ack', from, to, nonce: 1, promised: makeBallot(9, to) },
   ];
 }
 

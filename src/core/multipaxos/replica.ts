@@ -45,6 +45,8 @@ import type {
   Role,
   ReadIndexResult,
   PeerProgress,
+  RejoinAckMessage,
+  RejoinMessage,
 } from './types.js';
 
 /** Tunables. Every limit has a name with its unit. */
@@ -69,6 +71,11 @@ export interface ReplicaOptions {
   readonly proposalQueueMax: number;
   /** Slots asked for, or answered, in one learn exchange. */
   readonly learnBatchMax: number;
+  /**
+   * Start as a rejoining member: this node's durable acceptor state was lost (a corrupt or wiped
+   * log), so it must not vote until it has rebuilt enough from its peers. See "Rejoin" below.
+   */
+  readonly rejoin?: boolean;
 }
 
 export const DEFAULT_REPLICA_OPTIONS = {
@@ -130,11 +137,71 @@ interface PendingRead {
   readonly round: number;
 }
 
+/** A rejoining member's progress (see "Rejoin" in the class comment). */
+interface RejoinState {
+  /**
+   * An upper bound on every ballot the lost incarnation of this node can have promised or accepted:
+   * the highest promise among the answers of every peer to the first round. Null until all answered.
+   */
+  bound: Ballot | null;
+  /** The current round: its nonce, and its fence (0 in the first round). */
+  nonce: number;
+  fence: Ballot;
+  /** Peers that answered the current round, with the promise they reported. */
+  readonly answered: Map<NodeId, Ballot>;
+  sentTick: number;
+}
+
 /** Hooks a scenario or a test can observe; never used for control flow. */
 export interface ReplicaObserver {
   trace(line: string): void;
 }
 
+/**
+ * Rejoin (`ReplicaOptions.rejoin`): recovery of a member whose durable state was lost.
+ *
+ * An acceptor that forgets a promise or an acceptance it already revealed breaks Paxos: it could
+ * accept below a promise a proposer counted on, or answer a later prepare without a value that
+ * was chosen with its vote, and two values could be chosen for one slot. So a member that lost its
+ * log must not simply start empty and vote. A rejoining member:
+ *
+ * 1. never votes: it answers no prepare, accept or heartbeat (so it counts in no quorum, also not
+ *    in a read-index round), never campaigns, and takes no proposals. It only learns chosen
+ *    values (the `learn` exchange, driven by the leader's heartbeats) and applies them.
+ * 2. asks every other member for its promise (`rejoin`, fence 0) and waits for all of them.
+ *    `bound` = the highest answer. Every ballot b the lost incarnation promised or accepted was
+ *    issued by some member L that made its own promise of b durable before sending it (a
+ *    candidate persists its self-promise before its prepares leave). If L is a peer, L's promise
+ *    is still >= b (promises never decrease; L's disk is intact), so bound >= b. If L was this
+ *    node itself, it accepted its own value only after a phase-1 quorum, whose other members
+ *    promised b durably, so again bound >= b; a ballot of its own that never completed phase 1
+ *    carried no value and no peer's vote. Hence bound >= every ballot the lost state could
+ *    contain. This needs an answer from every peer (one that is down may be that L), and peers
+ *    that are themselves rejoining do not answer: one member rejoins at a time.
+ * 3. makes sure a leader with a ballot above `bound` gets elected: it sends every peer a fence,
+ *    one of its own ballots above `bound`; a peer whose promise is lower raises it (always safe
+ *    for an acceptor), so the current leader is refused and steps down, and the next election is
+ *    above the fence.
+ * 4. finishes once it has applied a StartWorking entry whose epoch E exceeds `bound`: it promises
+ *    max(promised, E), durably, and from then on votes as a normal member.
+ *
+ * Why 4 is safe. The leader of E won phase 1 with a quorum of peers only: this node did not vote,
+ * and its lost incarnation never promised E (E > bound). Take any value v chosen at slot s with a
+ * vote of the lost incarnation: it was accepted at some b <= bound by a quorum C of which at least
+ * f members are peers (n = 2f + 1). E's quorum holds f + 1 of the 2f peers, so it meets C in a peer
+ * with intact disk that accepted (s, v, b) before promising E (after the promise it would have
+ * refused b < E), and reported it. So s <= E's recovery range, below E's StartWorking slot, and
+ * the chosen value at s — v — is in this node's chosen prefix once it has applied StartWorking(E).
+ * From then on it reports s as chosen, so no later leader can pick another value there. Values
+ * the lost incarnation accepted that were never chosen may be forgotten (like any acceptance
+ * overwritten by a higher ballot, they can then never be chosen: at most f voters hold them). And
+ * its new promise E exceeds every ballot it promised before, so it never accepts below an old
+ * promise and never votes twice in one ballot. No assumption about message delivery is needed:
+ * messages still in flight from the lost incarnation carry ballots <= bound.
+ *
+ * Crash while rejoining: the driver must keep the "rejoining" flag durable until the finishing
+ * promise is durable (the server keeps a marker file) and restart in rejoin mode until then.
+ */
 export class Replica {
   readonly nodeId: NodeId;
   protected readonly options: ReplicaOptions;
@@ -186,6 +253,8 @@ export class Replica {
    */
   private selfAccepts: SelfAccept[] = [];
   private selfAcceptsInFlight: SelfAccept[] = [];
+  /** Non-null while rejoining (see "Rejoin"): the node does not vote. */
+  private rejoin: RejoinState | null = null;
 
   observer: ReplicaObserver | null = null;
 
@@ -196,8 +265,15 @@ export class Replica {
     this.options = options;
     this.nodeId = options.nodeId;
     this.promised = BALLOT_ZERO;
+    if (options.rejoin === true) {
+      this.rejoin = { bound: null, nonce: this.randomNonce(), fence: BALLOT_ZERO, answered: new Map(), sentTick: 0 };
+    }
     if (state !== undefined) this.restore(state);
     this.electionTimeout = this.randomElectionTimeout();
+    if (this.rejoin !== null) {
+      this.trace('rejoining: asking every peer for its promise');
+      this.sendRejoin(this.rejoin);
+    }
   }
 
   // ---------------------------------------------------------------- inputs
@@ -208,6 +284,10 @@ export class Replica {
     if (!this.configuration().has(message.from)) {
       this.trace(`dropped ${message.type} from non-member ${message.from}`);
       return;
+    }
+    if (this.rejoin !== null && (message.type === 'prepare' || message.type === 'accept')) {
+      this.noteBallot(message.ballot);
+      return; // a rejoining member does not vote (see "Rejoin")
     }
     switch (message.type) {
       case 'prepare':
@@ -228,6 +308,10 @@ export class Replica {
         return this.onLearn(message);
       case 'learned':
         return this.onLearned(message);
+      case 'rejoin':
+        return this.onRejoin(message);
+      case 'rejoin-ack':
+        return this.onRejoinAck(message);
       default:
         return assertNever(message, 'message type');
     }
@@ -238,6 +322,10 @@ export class Replica {
     this.tickCount += 1;
     switch (this.role) {
       case 'follower':
+        if (this.rejoin !== null) {
+          this.tickRejoin(this.rejoin);
+          return;
+        }
         this.electionElapsed += 1;
         if (this.electionElapsed >= this.electionTimeout) this.campaign();
         else this.retryLearn();
@@ -292,6 +380,10 @@ export class Replica {
 
   /** Starts phase 1 with a ballot higher than any seen (an election). */
   campaign(): void {
+    if (this.rejoin !== null) {
+      this.trace('not campaigning: rejoining');
+      return;
+    }
     const ballot = nextBallot(Math.max(this.promised, this.highestBallotSeen) as Ballot, this.nodeId);
     this.becomeFollower(); // drops any leader or candidate state first
     this.role = 'candidate';
@@ -359,7 +451,13 @@ export class Replica {
       appliedThrough: this.appliedThrough,
       maxSlot: this.maxSlot,
       peers: this.peerProgress(),
+      rejoining: this.rejoin !== null,
     };
+  }
+
+  /** True while rebuilding lost state from the peers (see "Rejoin"); such a node does not vote. */
+  isRejoining(): boolean {
+    return this.rejoin !== null;
   }
 
   private peerProgress(): PeerProgress[] {
@@ -784,6 +882,14 @@ export class Replica {
 
   private onHeartbeat(message: HeartbeatMessage): void {
     this.noteBallot(message.ballot);
+    if (this.rejoin !== null) {
+      // Learn from the newest leader heard; no ack (that would count as a vote for its read
+      // rounds) and no nack (our promise means nothing yet).
+      if (message.ballot < this.leaderBallot) return;
+      this.followLeader(message.ballot, message.from);
+      this.learnCommitIndex(message.ballot, message.commitIndex, message.from);
+      return;
+    }
     if (message.ballot < this.promised) {
       this.send({ type: 'nack', from: this.nodeId, to: message.from, ballot: message.ballot, promised: this.promised });
       return;
@@ -900,6 +1006,88 @@ export class Replica {
       this.applyOut.push({ slot, value: entry.value, skipped: this.replaySkips(entry.value) });
       this.appliedThrough = slot;
     }
+    if (this.rejoin !== null) this.maybeFinishRejoin(this.rejoin);
+  }
+
+  // ---------------------------------------------------------------- rejoin (see the class comment)
+
+  /** A peer answers a rejoining member: its promise, then the fence applied. */
+  private onRejoin(message: RejoinMessage): void {
+    if (this.rejoin !== null) {
+      this.trace(`ignored rejoin from ${message.from}: rejoining too (one member rejoins at a time)`);
+      return;
+    }
+    this.noteBallot(message.fence);
+    const promised = this.promised;
+    if (message.fence > this.promised) {
+      // A leader or candidate below the fence could no longer accept its own proposals.
+      const own = this.leader?.ballot ?? this.candidate?.ballot;
+      if (own !== undefined && own < message.fence) this.becomeFollower();
+      this.setPromised(message.fence);
+      this.trace(`rejoin fence from ${message.from}: promised ${formatBallot(message.fence)}`);
+    }
+    // In `send`: it leaves only once the raised promise is durable.
+    this.send({ type: 'rejoin-ack', from: this.nodeId, to: message.from, nonce: message.nonce, promised });
+  }
+
+  /** The rejoining member collects one round of answers, from every peer. */
+  private onRejoinAck(message: RejoinAckMessage): void {
+    const rejoin = this.rejoin;
+    if (rejoin === null || message.nonce !== rejoin.nonce) return;
+    this.noteBallot(message.promised);
+    rejoin.answered.set(message.from, message.promised);
+    if (rejoin.answered.size < this.peers().length) return;
+    if (rejoin.bound !== null) {
+      this.trace(`rejoin: every peer promised at least ${formatBallot(rejoin.fence)}`);
+      return; // the fence round is complete; nothing more to send
+    }
+    let bound = BALLOT_ZERO;
+    for (const promised of rejoin.answered.values()) if (promised > bound) bound = promised;
+    rejoin.bound = bound;
+    this.trace(`rejoin: highest peer promise ${formatBallot(bound)}; waiting for a leader above it`);
+    this.maybeFinishRejoin(rejoin);
+    if (this.rejoin === null) return;
+    // Second round: raise every peer's promise above the bound, forcing an election above it.
+    rejoin.fence = nextBallot(Math.max(bound, this.highestBallotSeen) as Ballot, this.nodeId);
+    rejoin.nonce = this.randomNonce();
+    rejoin.answered.clear();
+    this.sendRejoin(rejoin);
+  }
+
+  private tickRejoin(rejoin: RejoinState): void {
+    const roundOpen = rejoin.answered.size < this.peers().length;
+    if (roundOpen && this.tickCount - rejoin.sentTick >= this.options.retransmitTicks) this.sendRejoin(rejoin);
+    this.retryLearn();
+  }
+
+  /** Sends the current round to every peer that has not answered it. */
+  private sendRejoin(rejoin: RejoinState): void {
+    rejoin.sentTick = this.tickCount;
+    for (const peer of this.peers()) {
+      if (rejoin.answered.has(peer)) continue;
+      this.send({ type: 'rejoin', from: this.nodeId, to: peer, nonce: rejoin.nonce, fence: rejoin.fence });
+    }
+  }
+
+  /** Step 4: a StartWorking above the bound is applied, so this node may vote again. */
+  private maybeFinishRejoin(rejoin: RejoinState): void {
+    if (rejoin.bound === null || this.startWorkingEpoch <= rejoin.bound) return;
+    this.rejoin = null;
+    const promise = Math.max(this.promised, this.startWorkingEpoch) as Ballot;
+    this.setPromised(promise);
+    this.electionElapsed = 0;
+    this.trace(
+      `rejoined: applied StartWorking ${formatBallot(this.startWorkingEpoch)} above every peer's promise ` +
+        `${formatBallot(rejoin.bound)}; promised ${formatBallot(promise)}, voting again`,
+    );
+  }
+
+  private peers(): NodeId[] {
+    return this.configuration().members.filter((member) => member !== this.nodeId);
+  }
+
+  private randomNonce(): number {
+    return this.options.random.int(1, 2 ** 31);
   }
 
   /** The StartWorking replay rule: ignore commands of an epoch older than a StartWorking before them. */

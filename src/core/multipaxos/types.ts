@@ -115,6 +115,26 @@ export interface LearnedMessage extends Envelope {
   readonly entries: readonly ChosenEntry[];
 }
 
+/**
+ * From a rejoining member (its durable state was lost; see `ReplicaOptions.rejoin`) to each peer:
+ * "tell me your promise", and when `fence` is above it, "then promise at least `fence`". The
+ * peer answers with `rejoin-ack`; a peer that is itself rejoining does not answer.
+ */
+export interface RejoinMessage extends Envelope {
+  readonly type: 'rejoin';
+  /** Names the round; an answer to an older round is ignored. */
+  readonly nonce: number;
+  /** 0 in the first round (a question only); later, a ballot of the rejoining member. */
+  readonly fence: Ballot;
+}
+
+/** A peer's answer to `rejoin`: its promise as it was before it applied the fence. */
+export interface RejoinAckMessage extends Envelope {
+  readonly type: 'rejoin-ack';
+  readonly nonce: number;
+  readonly promised: Ballot;
+}
+
 export type Message =
   | PrepareMessage
   | PromiseMessage
@@ -124,7 +144,9 @@ export type Message =
   | HeartbeatMessage
   | HeartbeatAckMessage
   | LearnMessage
-  | LearnedMessage;
+  | LearnedMessage
+  | RejoinMessage
+  | RejoinAckMessage;
 
 /**
  * A record the driver must make durable. Replaying the records of a node in order rebuilds its
@@ -237,6 +259,8 @@ export interface ReplicaStatus {
   readonly maxSlot: number;
   /** A leader's view of each peer's chosen prefix (its firstUnchosen, last reported); empty otherwise. */
   readonly peers: readonly PeerProgress[];
+  /** True while this member rebuilds lost state from its peers and does not vote (`ReplicaOptions.rejoin`). */
+  readonly rejoining: boolean;
 }
 
 export interface PeerProgress {

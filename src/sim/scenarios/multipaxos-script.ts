@@ -194,6 +194,16 @@ export class MultiPaxosScript {
     this.drop(touching(node));
   }
 
+  /**
+   * `node` loses its disk and restarts at once: in rejoin mode (`rejoin`), or as an empty
+   * acceptor (the unsafe amnesia a plain restart on a wiped data directory would be).
+   */
+  loseDisk(node: NodeId, rejoin: boolean): void {
+    this.cluster.loseDisk(this.cluster.node(node), rejoin);
+    this.drop(touching(node));
+    this.restart(node);
+  }
+
   restart(node: NodeId): void {
     this.machines.set(node, new KvStateMachine());
     (this.applied.get(node) as Map<number, string>).clear();
