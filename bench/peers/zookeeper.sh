@@ -11,14 +11,14 @@
 # and elects on PORT_BASE+20+i. Its zoo.cfg, myid and data are in DIR/mi, its log in DIR/mi.log
 # and its pid in DIR/mi.pid. Durability is ZooKeeper's default (forceSync=yes: the transaction
 # log is fsynced before a proposal is acknowledged). ZK_HEAP_MB sets the heap (default 1024,
-# ZooKeeper's own default is 1000).
+# ZooKeeper's own default is 1000); ZOOKEEPER_JAR points at another zookeeper.jar.
 set -euo pipefail
 
 SCRIPT_NAME=zookeeper.sh
 # shellcheck source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-ZOOKEEPER_JAR=/usr/share/java/zookeeper.jar
+ZOOKEEPER_JAR=${ZOOKEEPER_JAR:-/usr/share/java/zookeeper.jar}
 # Debian's zookeeper.jar names its dependencies in its manifest but no slf4j binding: log4j 1.2
 # (from the package's dependencies, as Debian's zookeeperd service uses) makes the log readable.
 LOG_JARS=/usr/share/java/slf4j-log4j12.jar:/usr/share/java/log4j-1.2.jar

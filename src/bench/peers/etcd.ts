@@ -102,6 +102,11 @@ export class EtcdPeer implements BenchSystem {
     return this.cluster.serverPids();
   }
 
+  /** Client ports of members 1..3 on 127.0.0.1, while started. */
+  clientPorts(): number[] {
+    return this.cluster.clientPorts();
+  }
+
   async stop(): Promise<void> {
     await this.closeSessions();
     this.admin?.close();

@@ -160,6 +160,11 @@ export class ZookeeperPeer implements BenchSystem {
     return this.cluster.serverPids();
   }
 
+  /** Client ports of members 1..3 on 127.0.0.1, while started. */
+  clientPorts(): number[] {
+    return this.cluster.clientPorts();
+  }
+
   async stop(): Promise<void> {
     await this.closeSessions();
     if (this.admin !== null) await closeClient(this.admin);
