@@ -143,36 +143,40 @@ wait_until() {
   done
 }
 
-# stop_members DIR: SIGTERM every member recorded in DIR, wait up to 20 s, then SIGKILL what is
-# left and wait again. Works after a failed or partial start (missing pidfiles are skipped).
+# stop_member DIR PID: SIGTERM, wait up to 20 s for the exit, then SIGKILL and wait up to 5 s.
+stop_member() {
+  local dir=$1 pid=$2 deadline=$((SECONDS + 20))
+  kill -TERM "$pid" 2>/dev/null || true
+  while member_alive "$dir" "$pid"; do
+    if ((SECONDS >= deadline)); then
+      echo "$SCRIPT_NAME: member $pid ignored SIGTERM for 20s; sending SIGKILL" >&2
+      kill -KILL "$pid" 2>/dev/null || true
+      deadline=$((SECONDS + 5))
+      while member_alive "$dir" "$pid"; do
+        ((SECONDS < deadline)) || die "member $pid still running after SIGKILL"
+        sleep 0.1
+      done
+      return 0
+    fi
+    sleep 0.05
+  done
+}
+
+# stop_members DIR: stop every member recorded in DIR, one after another. Works after a failed or
+# partial start (missing pidfiles are skipped). One at a time because a raft leader that gets
+# SIGTERM hands leadership to a live peer first: were all three signalled together, leadership
+# would bounce between members that are all shutting down until etcd gives up (about 7 s).
 stop_members() {
-  local dir=$1 pidfile pid
+  local dir=$1 pidfile pid stopped=0
   [[ -d $dir ]] || { echo "$SCRIPT_NAME: $dir does not exist; nothing to stop"; return 0; }
-  local -a pids=()
   for pidfile in "$dir"/m*.pid; do
     [[ -e $pidfile ]] || continue
     pid=$(cat "$pidfile")
     if member_alive "$dir" "$pid"; then
-      pids+=("$pid")
-      kill -TERM "$pid" 2>/dev/null || true
+      stop_member "$dir" "$pid"
+      stopped=$((stopped + 1))
     fi
+    rm -f "$pidfile"
   done
-  local deadline=$((SECONDS + 20)) signal=TERM
-  while :; do
-    local -a left=()
-    for pid in "${pids[@]}"; do
-      if member_alive "$dir" "$pid"; then left+=("$pid"); fi
-    done
-    ((${#left[@]} > 0)) || break
-    if ((SECONDS >= deadline)); then
-      [[ $signal == TERM ]] || die "members still running after SIGKILL: ${left[*]}"
-      echo "$SCRIPT_NAME: members ${left[*]} ignored SIGTERM for 20s; sending SIGKILL" >&2
-      kill -KILL "${left[@]}" 2>/dev/null || true
-      signal=KILL
-      deadline=$((SECONDS + 5))
-    fi
-    sleep 0.1
-  done
-  rm -f "$dir"/m*.pid
-  echo "$SCRIPT_NAME: stopped ${#pids[@]} member(s) in $dir"
+  echo "$SCRIPT_NAME: stopped $stopped member(s) in $dir"
 }
