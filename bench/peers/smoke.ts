@@ -4,7 +4,7 @@
  *
  *   node --import tsx bench/peers/smoke.ts etcd|zookeeper [--op put|get|cas] [--clients 64,1]
  *     [--seconds 5,3] [--warmup-ms N] [--keys 1000] [--value-bytes 100] [--sessions-max N]
- *     [--channels N] [--keep-data]
+ *     [--channels N] [--placement leader|spread] [--keep-data]
  *
  * Starts the cluster, creates the keys, warms up with 64 put clients, then runs each closed-loop
  * series (by default 64 clients for 5 s, then 1 client for 3 s) and prints ops/s, p50/p99 latency
@@ -39,7 +39,8 @@ const CLOCK_TICKS_PER_SECOND = 100;
 function usage(message: string): never {
   console.error(`smoke: ${message}`);
   console.error('usage: node --import tsx bench/peers/smoke.ts etcd|zookeeper [--op put|get|cas] [--clients 64,1] [--seconds 5,3]');
-  console.error('       [--warmup-ms N] [--keys N] [--value-bytes N] [--sessions-max N] [--channels N] [--keep-data]');
+  console.error('       [--warmup-ms N] [--keys N] [--value-bytes N] [--sessions-max N] [--channels N]');
+  console.error('       [--placement leader|spread] [--keep-data]');
   process.exit(2);
 }
 
@@ -61,6 +62,7 @@ function parse(): { system: BenchSystem; operation: Operation; series: Series[];
       'value-bytes': { type: 'string', default: '100' },
       'sessions-max': { type: 'string' },
       channels: { type: 'string' },
+      placement: { type: 'string', default: 'leader' },
       'keep-data': { type: 'boolean', default: false },
     },
   });
@@ -71,13 +73,15 @@ function parse(): { system: BenchSystem; operation: Operation; series: Series[];
   const seconds = positiveIntegers(values.seconds, '--seconds');
   if (clients.length !== seconds.length) usage('--clients and --seconds need the same number of entries');
   const common = { keepData: values['keep-data'] };
+  const placement = values.placement;
+  if (placement !== 'spread' && placement !== 'leader') usage(`--placement must be leader or spread, got ${placement}`);
   let system: BenchSystem;
   if (positionals[0] === 'etcd') {
     const channels = values.channels === undefined ? undefined : positiveIntegers(values.channels, '--channels')[0];
-    system = new EtcdPeer({ ...common, channels });
+    system = new EtcdPeer({ ...common, channels, targetLeader: placement === 'leader' });
   } else if (positionals[0] === 'zookeeper') {
     const sessionsMax = values['sessions-max'] === undefined ? undefined : positiveIntegers(values['sessions-max'], '--sessions-max')[0];
-    system = new ZookeeperPeer({ ...common, sessionsMax });
+    system = new ZookeeperPeer({ ...common, sessionsMax, placement });
   } else {
     usage(`unknown system ${positionals[0]}`);
   }

@@ -12,6 +12,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { EtcdPeer } from '../../src/bench/peers/etcd.js';
+import { PeerError } from '../../src/bench/peers/script-cluster.js';
 import { ZookeeperPeer } from '../../src/bench/peers/zookeeper.js';
 import type { BenchSession, BenchSystem } from '../../src/bench/system.js';
 
@@ -62,6 +63,8 @@ async function exercise(system: BenchSystem, versionOf: VersionOf): Promise<void
     lost += results.filter((result) => !result).length;
   }
   const after = await versionOf('key-2');
+  await assert.rejects(sessions[0]!.cas('key-missing', value), (error: unknown) =>
+    error instanceof PeerError && error.message.includes('key-missing'), 'a failure names the key');
   assert.equal(after - before, won, 'every successful cas, and only those, changed the key');
   assert.ok(won >= 10, 'at least one cas per round takes effect');
   assert.ok(lost > 0, 'concurrent cas on one key lose sometimes');
@@ -81,37 +84,44 @@ async function lifecycle(system: BenchSystem, versionOf: (system: BenchSystem) =
   assert.ok(pids.every((pid) => !alive(pid)), 'no server left running');
 }
 
-test('etcd peer: start, prepare, put/get/cas over shared channels, stop', { skip: skipReason('etcd', installed('etcd')), timeout: 120_000 }, async () => {
-  const etcd = new EtcdPeer({ channels: 2 });
-  const { Etcd3 } = await import('etcd3');
-  await lifecycle(etcd, () => async (key) => {
-    const client = new Etcd3({ hosts: etcd.clientPorts().map((port) => `http://127.0.0.1:${port}`) });
-    try {
-      const response = await client.get(key).exec();
-      return Number(response.kvs[0]?.version ?? Number.NaN);
-    } finally {
-      client.close();
-    }
-  });
-});
-
-test('zookeeper peer: start, prepare, put/get/cas with sessions shared by pipelining, stop', {
-  skip: skipReason('zookeeper', existsSync('/usr/share/java/zookeeper.jar') && installed('java')),
-  timeout: 180_000,
-}, async () => {
-  const zookeeper = new ZookeeperPeer({ sessionsMax: 4 });
-  const { createClient } = await import('node-zookeeper-client');
-  await lifecycle(zookeeper, () => async (key) => {
-    const client = createClient(zookeeper.clientPorts().map((port) => `127.0.0.1:${port}`).join(','));
-    await new Promise<void>((resolve) => {
-      client.once('connected', () => resolve());
-      client.connect();
+for (const targetLeader of [true, false]) {
+  test(`etcd peer (${targetLeader ? 'leader' : 'spread'}): start, prepare, put/get/cas over shared channels, stop`, {
+    skip: skipReason('etcd', installed('etcd')),
+    timeout: 120_000,
+  }, async () => {
+    const etcd = new EtcdPeer({ channels: 2, targetLeader });
+    const { Etcd3 } = await import('etcd3');
+    await lifecycle(etcd, () => async (key) => {
+      const client = new Etcd3({ hosts: etcd.clientPorts().map((port) => `http://127.0.0.1:${port}`) });
+      try {
+        const response = await client.get(key).exec();
+        return Number(response.kvs[0]?.version ?? Number.NaN);
+      } finally {
+        client.close();
+      }
     });
-    try {
-      return await new Promise<number>((resolve, reject) =>
-        client.getData(`/${key}`, (error, _data, stat) => (error === null ? resolve(stat.version) : reject(error))));
-    } finally {
-      client.close();
-    }
   });
-});
+}
+
+for (const placement of ['leader', 'spread'] as const) {
+  test(`zookeeper peer (${placement}): start, prepare, put/get/cas with sessions shared by pipelining, stop`, {
+    skip: skipReason('zookeeper', existsSync('/usr/share/java/zookeeper.jar') && installed('java')),
+    timeout: 180_000,
+  }, async () => {
+    const zookeeper = new ZookeeperPeer({ sessionsMax: 4, placement });
+    const { createClient } = await import('node-zookeeper-client');
+    await lifecycle(zookeeper, () => async (key) => {
+      const client = createClient(zookeeper.clientPorts().map((port) => `127.0.0.1:${port}`).join(','));
+      await new Promise<void>((resolve) => {
+        client.once('connected', () => resolve());
+        client.connect();
+      });
+      try {
+        return await new Promise<number>((resolve, reject) =>
+          client.getData(`/${key}`, (error, _data, stat) => (error === null ? resolve(stat.version) : reject(error))));
+      } finally {
+        client.close();
+      }
+    });
+  });
+}

@@ -3,7 +3,7 @@
  * driven through the standard Node client, `etcd3` (gRPC), which is imported only when a session
  * or the readiness probe needs it, so the rest of the CLI never loads gRPC.
  *
- * Operations: put is a KV put; get is etcd's default range, which is linearizable (a read index
+ * Bench sessions talk to the leader (see `targetLeader`). Operations: put is a KV put; get is etcd's default range, which is linearizable (a read index
  * through the leader); cas reads the key's mod_revision (linearizably) and commits a transaction
  * that writes only if mod_revision is unchanged.
  */
@@ -20,6 +20,12 @@ export interface EtcdPeerOptions extends PeerClusterOptions {
    * this single-threaded process (see bench/peers/README.md for the measurements).
    */
   readonly channels?: number;
+  /**
+   * Send every bench call to the member that leads when the sessions open, as etcd's own
+   * `benchmark --target-leader` does (default true); false spreads calls over all members, where
+   * a follower forwards each put to the leader: one more hop and more CPU per put.
+   */
+  readonly targetLeader?: boolean;
   /** Time to wait for the cluster to accept a put after the script reports it healthy. */
   readonly readyTimeoutMs?: number;
 }
@@ -89,7 +95,8 @@ export class EtcdPeer implements BenchSystem {
     this.requireAdmin();
     await this.closeSessions();
     const channels = Math.min(this.options.channels ?? 1, clients);
-    for (let index = 0; index < channels; index += 1) this.clients.push(await this.newClient());
+    const hosts = this.options.targetLeader === false ? this.hosts() : [await this.leaderHost()];
+    for (let index = 0; index < channels; index += 1) this.clients.push(await this.newClient(hosts));
     return Array.from({ length: clients }, (_, index) => new EtcdSession(this.clients[index % channels] as Etcd3));
   }
 
@@ -114,11 +121,30 @@ export class EtcdPeer implements BenchSystem {
     await this.cluster.stop();
   }
 
-  /** An `Etcd3` client over every member, as an application would configure it. */
-  private async newClient(): Promise<Etcd3> {
+  /** The client URL of every member. */
+  private hosts(): string[] {
+    return this.cluster.clientPorts().map((port) => `http://127.0.0.1:${port}`);
+  }
+
+  /** The client URL of the member that says it is the leader. */
+  private async leaderHost(): Promise<string> {
+    for (const host of this.hosts()) {
+      const client = await this.newClient([host]);
+      try {
+        const status = await client.maintenance.status();
+        if (status.leader === status.header.member_id) return host;
+      } finally {
+        client.close();
+      }
+    }
+    throw new PeerError('etcd: no member reports itself leader');
+  }
+
+  /** An `Etcd3` client over `hosts` (default: every member, as an application would configure it). */
+  private async newClient(hosts: string[] = this.hosts()): Promise<Etcd3> {
     this.module ??= await import('etcd3');
     const options: IOptions = {
-      hosts: this.cluster.clientPorts().map((port) => `http://127.0.0.1:${port}`),
+      hosts,
       dialTimeout: 10_000,
       defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + CALL_DEADLINE_MS }),
     };
@@ -131,28 +157,56 @@ export class EtcdPeer implements BenchSystem {
   }
 }
 
-/** One closed-loop client's view: it keeps at most one call in flight on a shared client. */
+/**
+ * One closed-loop client's view: it keeps at most one call in flight on a shared client. Failures
+ * reject with a `PeerError` naming the operation and key; the client's error is its `cause`.
+ */
 class EtcdSession implements BenchSession {
   constructor(private readonly client: Etcd3) {}
 
   async put(key: string, value: Uint8Array): Promise<void> {
-    await this.client.put(key).value(Buffer.from(value.buffer, value.byteOffset, value.byteLength)).exec();
+    try {
+      await this.client.put(key).value(Buffer.from(value.buffer, value.byteOffset, value.byteLength)).exec();
+    } catch (error) {
+      throw operationError('put', key, error);
+    }
   }
 
   async get(key: string): Promise<void> {
-    await this.client.get(key).exec();
+    try {
+      await this.client.get(key).exec();
+    } catch (error) {
+      throw operationError('get', key, error);
+    }
   }
 
   async cas(key: string, value: Uint8Array): Promise<boolean> {
-    const current = await this.client.get(key).exec();
-    const entry = current.kvs[0];
-    if (entry === undefined) throw new PeerError(`etcd: cas on missing key ${key} (run prepare first)`);
-    const result = await this.client
-      .if(key, 'Mod', '==', entry.mod_revision)
-      .then(this.client.put(key).value(Buffer.from(value.buffer, value.byteOffset, value.byteLength)))
-      .commit();
-    return result.succeeded;
+    let revision: string;
+    try {
+      const current = await this.client.get(key).exec();
+      const entry = current.kvs[0];
+      if (entry === undefined) throw new PeerError(`etcd: cas on missing key ${key} (run prepare first)`);
+      revision = entry.mod_revision;
+    } catch (error) {
+      throw operationError('cas read of', key, error);
+    }
+    try {
+      const result = await this.client
+        .if(key, 'Mod', '==', revision)
+        .then(this.client.put(key).value(Buffer.from(value.buffer, value.byteOffset, value.byteLength)))
+        .commit();
+      return result.succeeded;
+    } catch (error) {
+      throw operationError(`cas txn (mod_revision ${revision}) on`, key, error);
+    }
   }
+}
+
+/** `etcd: put key-1 failed: …`, with the client's error kept as the cause. */
+function operationError(operation: string, key: string, error: unknown): PeerError {
+  if (error instanceof PeerError) return error;
+  const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  return new PeerError(`etcd: ${operation} ${key} failed: ${message}`, { cause: error });
 }
 
 /** A `PeerError` saying which step failed, keeping the client's message. */

@@ -11,6 +11,7 @@
  * - cas: the same read for the znode's version, then setData with that version; BadVersion means
  *   another client won, which resolves `false`.
  */
+import { connect } from 'node:net';
 import type { Client, QueuedRequest, Stat, ZookeeperException } from 'node-zookeeper-client';
 import { benchKey, type BenchSession, type BenchSystem } from '../system.js';
 import { PeerError, ScriptCluster, retryUntil, type PeerClusterOptions } from './script-cluster.js';
@@ -18,11 +19,17 @@ import { PeerError, ScriptCluster, retryUntil, type PeerClusterOptions } from '.
 /** Options of the ZooKeeper peer beyond where it runs. */
 export interface ZookeeperPeerOptions extends PeerClusterOptions {
   /**
-   * At most this many ZooKeeper sessions (one TCP connection each) for the bench clients; beyond
-   * it, clients share sessions round-robin and pipeline on them. Sessions are spread evenly over
-   * the three members. See bench/peers/README.md for how the default was chosen.
+   * At most this many ZooKeeper sessions (one TCP connection each) for the bench clients (default
+   * 32); beyond it, clients share sessions round-robin and pipeline on them. See
+   * bench/peers/README.md for how the default was chosen.
    */
   readonly sessionsMax?: number;
+  /**
+   * `leader` (default) connects every session to the member that leads when the sessions open,
+   * so neither writes nor syncs are forwarded; `spread` connects sessions to the members
+   * round-robin, as a client given all three servers would on average.
+   */
+  readonly placement?: 'spread' | 'leader';
   /** Time to wait for a session and a successful create after the quorum has formed. */
   readonly readyTimeoutMs?: number;
 }
@@ -31,7 +38,7 @@ type ZookeeperModule = typeof import('node-zookeeper-client');
 
 /** zookeeper.sh uses ports base+1 … base+23 (clients +1..+3, quorum +11..+13, election +21..+23). */
 const ZOOKEEPER_PORT_SPAN = 23;
-const DEFAULT_SESSIONS_MAX = 64;
+const DEFAULT_SESSIONS_MAX = 32;
 const PREPARE_CONCURRENCY = 64;
 const READY_TIMEOUT_MS = 60_000;
 const CONNECT_TIMEOUT_MS = 15_000;
@@ -135,11 +142,11 @@ export class ZookeeperPeer implements BenchSystem {
     }
     this.requireAdmin();
     await this.closeSessions();
-    const ports = this.cluster.clientPorts();
+    const ports = this.options.placement === 'spread' ? this.cluster.clientPorts() : [await this.leaderPort()];
     const count = Math.min(clients, this.options.sessionsMax ?? DEFAULT_SESSIONS_MAX);
     try {
-      // Each session talks to one member, round-robin, so the load spreads evenly (the client's
-      // own choice among several servers is a shuffle).
+      // Each session talks to one member: the leader, or round-robin over all three (the client's
+      // own choice among several servers would be a random shuffle).
       for (let index = 0; index < count; index += 1) {
         this.clients.push(await this.connect(`127.0.0.1:${ports[index % ports.length]}`));
       }
@@ -172,6 +179,14 @@ export class ZookeeperPeer implements BenchSystem {
     await this.cluster.stop();
   }
 
+  /** The client port of the member whose `srvr` says `Mode: leader`. */
+  private async leaderPort(): Promise<number> {
+    for (const port of this.cluster.clientPorts()) {
+      if (/^Mode: leader$/m.test(await fourLetterWord(port, 'srvr'))) return port;
+    }
+    throw new PeerError('zookeeper: no member reports Mode: leader');
+  }
+
   /** A connected session to `servers` (a ZooKeeper connection string). */
   private async connect(servers: string): Promise<Client> {
     this.module ??= await import('node-zookeeper-client');
@@ -195,13 +210,21 @@ export class ZookeeperPeer implements BenchSystem {
   }
 }
 
-/** One closed-loop client's view of a (possibly shared) session. */
+/**
+ * One closed-loop client's view of a (possibly shared) session. Failures reject with a
+ * `PeerError` naming the operation and znode; the client's exception is its `cause`.
+ */
 class ZookeeperSession implements BenchSession {
   constructor(private readonly client: Client) {}
 
   async put(key: string, value: Uint8Array): Promise<void> {
+    const path = znodePath(key);
     const data = Buffer.from(value.buffer, value.byteOffset, value.byteLength);
-    await callback<Stat>((done) => this.client.setData(znodePath(key), data, -1, done));
+    try {
+      await callback<Stat>((done) => this.client.setData(path, data, -1, done));
+    } catch (error) {
+      throw operationError('setData', path, error);
+    }
   }
 
   async get(key: string): Promise<void> {
@@ -217,7 +240,7 @@ class ZookeeperSession implements BenchSession {
       return true;
     } catch (error) {
       if ((error as Partial<ZookeeperException>).code === ERROR_BAD_VERSION) return false;
-      throw error;
+      throw operationError(`setData(version ${stat.version})`, path, error);
     }
   }
 
@@ -226,9 +249,19 @@ class ZookeeperSession implements BenchSession {
     const synced = callback<void>((done) =>
       this.client.connectionManager.queue(syncRequest(path), (error) => done(error, undefined)));
     const read = callback<Stat>((done) => this.client.getData(path, (error, _data, stat) => done(error, stat)));
-    const [, stat] = await Promise.all([synced, read]);
-    return stat;
+    try {
+      const [, stat] = await Promise.all([synced, read]);
+      return stat;
+    } catch (error) {
+      throw operationError('sync+getData', path, error);
+    }
   }
+}
+
+/** `zookeeper: setData /key-1 failed: Exception: NO_NODE[-101]@/key-1`, with the cause kept. */
+function operationError(operation: string, path: string, error: unknown): PeerError {
+  const message = error instanceof Error ? error.message : String(error);
+  return new PeerError(`zookeeper: ${operation} ${path} failed: ${message}`, { cause: error });
 }
 
 /** Adapts a node-style callback API to a promise. */
@@ -246,6 +279,18 @@ async function createOrSet(client: Client, path: string, data: Buffer): Promise<
     if ((error as Partial<ZookeeperException>).code !== ERROR_NODE_EXISTS) throw error;
     await callback<Stat>((done) => client.setData(path, data, -1, done));
   }
+}
+
+/** Sends a four-letter command to the member on `port` and returns its whole answer. */
+function fourLetterWord(port: number, command: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    const socket = connect(port, '127.0.0.1', () => socket.end(command));
+    socket.setTimeout(CONNECT_TIMEOUT_MS, () => socket.destroy(new PeerError(`zookeeper: ${command} on port ${port} timed out`)));
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.once('error', reject);
+    socket.once('close', () => resolve(Buffer.concat(chunks).toString('utf8')));
+  });
 }
 
 /** Closes the session (CLOSE_SESSION) and waits for the socket to go, at most 2 s. */
