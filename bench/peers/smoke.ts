@@ -34,6 +34,8 @@ interface SeriesResult {
 }
 
 const WARMUP_CLIENTS = 64;
+/** Set on Ctrl-C: clients stop issuing operations while the cluster is being stopped. */
+let interrupted = false;
 const CLOCK_TICKS_PER_SECOND = 100;
 
 function usage(message: string): never {
@@ -117,7 +119,7 @@ async function run(sessions: BenchSession[], operation: Operation, keys: number,
   const started = performance.now();
   const deadline = started + durationMs;
   const client = async (session: BenchSession): Promise<void> => {
-    while (performance.now() < deadline) {
+    while (performance.now() < deadline && !interrupted) {
       const key = benchKey(Math.floor(Math.random() * keys));
       const begin = performance.now();
       try {
@@ -145,13 +147,11 @@ function percentile(sorted: Float64Array, fraction: number): number {
 async function main(): Promise<void> {
   const { system, operation, series, warmupMs, keys, valueBytes } = parse();
   const value = new Uint8Array(valueBytes).fill(0x61);
-  let stopping = false;
-  const stop = async (): Promise<void> => {
-    if (stopping) return;
-    stopping = true;
-    await system.stop();
-  };
+  // One stop for Ctrl-C and the normal end alike: whoever comes second waits for the first.
+  let stopped: Promise<void> | null = null;
+  const stop = (): Promise<void> => (stopped ??= system.stop());
   process.once('SIGINT', () => {
+    interrupted = true;
     console.error('smoke: interrupted; stopping the cluster');
     stop().finally(() => process.exit(130));
   });
@@ -162,12 +162,13 @@ async function main(): Promise<void> {
     phase = performance.now();
     await system.prepare(keys, value);
     console.log(`${system.name}: prepared ${keys} keys of ${valueBytes} bytes in ${Math.round(performance.now() - phase)} ms`);
-    if (warmupMs > 0) {
+    if (warmupMs > 0 && !interrupted) {
       const warm = await run(await system.sessions(WARMUP_CLIENTS), 'put', keys, value, warmupMs);
       console.log(`${system.name}: warm-up ${warmupMs} ms with ${WARMUP_CLIENTS} put clients: ${Math.round(warm.operations / (warm.elapsedMs / 1000))} ops/s, ${warm.errors} errors`);
       await system.closeSessions();
     }
     for (const { clients, seconds } of series) {
+      if (interrupted) break;
       const sessions = await system.sessions(clients);
       const pids = system.serverPids();
       const serverBefore = pids.map(cpuTicks).reduce((sum, ticks) => sum + ticks, 0);
@@ -197,6 +198,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
+  if (interrupted) process.exit(130); // the cluster was stopped under the running series
   console.error(`smoke: ${error instanceof Error ? error.message : String(error)}`);
   process.exit(1);
 });

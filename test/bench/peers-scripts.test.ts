@@ -310,6 +310,30 @@ test('ScriptCluster: a port base with a taken port is refused by the script befo
   }
 });
 
+test('ScriptCluster: stop during start (Ctrl-C) waits for the start, then leaves nothing running', async () => {
+  const fakes = await makeFakes();
+  const savedPath = process.env.PATH;
+  process.env.PATH = fakes.env.PATH;
+  try {
+    const cluster = new ScriptCluster('zookeeper', 23, { baseDir: fakes.dir });
+    const saved = process.env.ZOOKEEPER_JAR;
+    process.env.ZOOKEEPER_JAR = fakes.env.ZOOKEEPER_JAR;
+    try {
+      const started = cluster.start();
+      await cluster.stop();
+      await started;
+    } finally {
+      if (saved === undefined) delete process.env.ZOOKEEPER_JAR;
+      else process.env.ZOOKEEPER_JAR = saved;
+    }
+    assert.equal(cluster.dataDir, null);
+    assert.deepEqual(await leftoverFakes(fakes.dir), []);
+  } finally {
+    process.env.PATH = savedPath;
+    await rm(fakes.dir, { recursive: true, force: true });
+  }
+});
+
 test('ScriptCluster: an unknown system is a PeerError naming the missing script', () => {
   assert.throws(() => new ScriptCluster('consul', 13, {}), (error: unknown) =>
     error instanceof PeerError && /consul\.sh not found/.test(error.message));

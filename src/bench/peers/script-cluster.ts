@@ -124,6 +124,8 @@ export class ScriptCluster {
   private pids: number[] = [];
   private base = 0;
   private readonly script: string;
+  /** The start in progress, so a concurrent `stop` (Ctrl-C) waits for it instead of racing it. */
+  private starting: Promise<void> | null = null;
 
   /**
    * @param system  `etcd` or `zookeeper`: the script is `<scriptsDir>/<system>.sh`.
@@ -157,7 +159,16 @@ export class ScriptCluster {
 
   /** Runs `<system>.sh start DIR BASE`; on failure stops whatever did start and rethrows. */
   async start(): Promise<void> {
-    if (this.dir !== null) throw new PeerError(`${this.system}: already started in ${this.dir}`);
+    if (this.dir !== null || this.starting !== null) throw new PeerError(`${this.system}: already started`);
+    this.starting = this.startOnce();
+    try {
+      await this.starting;
+    } finally {
+      this.starting = null;
+    }
+  }
+
+  private async startOnce(): Promise<void> {
     this.base = this.options.portBase ?? await pickPortBase(this.span);
     this.dir = await mkdtemp(join(this.options.baseDir ?? tmpdir(), `synod-bench-${this.system}-`));
     try {
@@ -168,7 +179,7 @@ export class ScriptCluster {
         throw new PeerError(`${this.system}: expected 3 running members, the script reported ${JSON.stringify(stdout)}`);
       }
     } catch (error) {
-      await this.stop().catch(() => {});
+      await this.stopNow().catch(() => {});
       throw error;
     }
   }
@@ -177,8 +188,16 @@ export class ScriptCluster {
     return [...this.pids];
   }
 
-  /** Stops the members (the script waits for them to exit) and removes the data directory. */
+  /**
+   * Stops the members (the script waits for them to exit) and removes the data directory. A start
+   * still in progress is allowed to finish (or fail) first, so no member it launches is missed.
+   */
   async stop(): Promise<void> {
+    await this.starting?.catch(() => {});
+    await this.stopNow();
+  }
+
+  private async stopNow(): Promise<void> {
     const dir = this.dir;
     if (dir === null) return;
     await runScript(this.script, ['stop', dir]);
