@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { measureFsync, type FsyncCeiling } from './ceilings.js';
 import { ceilingLines, cpuTable, markdownTable, svgChart } from './report.js';
 import { runWorkload, type BenchOp, type BenchResult, type Progress, type Workload } from './runner.js';
+import { defaultScriptsDir, runScript } from './peers/script-cluster.js';
 import { SynodSystem } from './synod-system.js';
 import type { BenchSystem } from './system.js';
 
@@ -44,18 +45,28 @@ export interface BenchEvents {
   readonly progress?: (system: string, clients: number) => Progress;
 }
 
-/** A peer lives in `./peers/<name>.js`, loaded only when asked for (its client library is heavy). */
-async function peerSystem(name: PeerName): Promise<BenchSystem> {
-  const module = (await import(`./peers/${name}.js`)) as { createSystem?: () => BenchSystem };
-  if (typeof module.createSystem !== 'function') throw new Error(`bench peer ${name} has no createSystem()`);
-  return module.createSystem();
+/**
+ * A peer's system, its Node client loaded only when asked for. `bench/peers/<name>.sh install`
+ * runs first: it apt-get installs the Debian package if the binary is missing (root), else does
+ * nothing.
+ */
+async function peerSystem(name: PeerName, log: (line: string) => void): Promise<BenchSystem> {
+  const script = join(defaultScriptsDir(), `${name}.sh`);
+  log(`checking ${name} is installed (${script} install)...`);
+  await runScript(script, ['install'], 15 * 60_000);
+  if (name === 'etcd') {
+    const { EtcdPeer } = await import('./peers/etcd.js');
+    return new EtcdPeer();
+  }
+  const { ZookeeperPeer } = await import('./peers/zookeeper.js');
+  return new ZookeeperPeer();
 }
 
 export async function runBench(plan: BenchPlan, events: BenchEvents): Promise<BenchOutcome> {
   const nodeArgs = plan.profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${plan.profileDir}`];
   const systems: BenchSystem[] = [new SynodSystem({ nodes: plan.nodes, nodeArgs, ...(plan.endpoints === undefined ? {} : { endpoints: plan.endpoints }) })];
   if (plan.ceilings) systems.push(new SynodSystem({ nodes: 1 }));
-  for (const peer of plan.compare) systems.push(await peerSystem(peer));
+  for (const peer of plan.compare) systems.push(await peerSystem(peer, events.log));
   const started: BenchSystem[] = [];
   const results: BenchResult[] = [];
   let fsync: FsyncCeiling | null = null;
