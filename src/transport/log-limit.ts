@@ -1,9 +1,11 @@
 /**
  * Logging that an outsider cannot turn into a flood. Refusals (bad handshakes, bad tokens, forged
  * senders) are logged because an operator must see them, but each costs whoever sends it one
- * connection or one frame, and a log line costs us disk. So each distinct message may be logged
- * `burst` times per window; beyond that lines are counted, not written, and the next line written
- * for that message carries `suppressed: n`. Counters (metrics) still count every event.
+ * connection or one frame, and a log line costs us disk. So each distinct message (with its
+ * `reason` field, when it has one: a flood of one kind of refusal must not hide another kind) may
+ * be logged `burst` times per window; beyond that lines are counted, not written, and the next
+ * line written for that message carries `suppressed: n`. Counters (metrics) still count every
+ * event: they, not the log, are the complete record.
  */
 
 /** The pino-shaped surface being limited: structured fields first, then a fixed message. */
@@ -23,6 +25,11 @@ export interface LogLimitOptions {
 
 /** The most distinct messages tracked: messages are fixed strings in our code, so a few dozen. */
 const KEYS_MAX = 256;
+
+function keyOf(level: string, fields: object, message: string): string {
+  const reason = (fields as { reason?: unknown }).reason;
+  return typeof reason === 'string' ? `${level}:${message}:${reason}` : `${level}:${message}`;
+}
 
 interface Window {
   startMs: number;
@@ -47,12 +54,12 @@ export class LimitedLogger implements LimitableLogger {
   }
 
   warn(fields: object, message: string): void {
-    const suppressed = this.admit(`warn:${message}`);
+    const suppressed = this.admit(keyOf('warn', fields, message));
     if (suppressed !== null) this.logger.warn(suppressed > 0 ? { ...fields, suppressed } : fields, message);
   }
 
   info(fields: object, message: string): void {
-    const suppressed = this.admit(`info:${message}`);
+    const suppressed = this.admit(keyOf('info', fields, message));
     if (suppressed !== null) this.logger.info(suppressed > 0 ? { ...fields, suppressed } : fields, message);
   }
 

@@ -154,7 +154,9 @@ test('LimitedLogger: a burst per message per window, then the count of what was 
   const logger = new LimitedLogger({ warn: (fields, message) => lines.push({ fields: { ...fields }, message }), info: () => {} }, { burst: 2, windowMs: 1_000, now: () => nowMs });
   for (let index = 0; index < 5; index += 1) logger.warn({ index }, 'a');
   logger.warn({}, 'b');
-  assert.deepStrictEqual(lines.map((line) => line.message), ['a', 'a', 'b']);
+  logger.warn({ reason: 'other' }, 'a'); // another reason has its own budget
+  assert.deepStrictEqual(lines.map((line) => line.message), ['a', 'a', 'b', 'a']);
+  lines.pop();
   nowMs = 1_000;
   logger.warn({ index: 5 }, 'a');
   assert.deepStrictEqual(lines.at(-1), { fields: { index: 5, suppressed: 3 }, message: 'a' });
