@@ -26,9 +26,11 @@ import { KvStateMachine } from '../kv/state-machine.js';
 import { NodeDriver } from '../node/driver.js';
 import { FileStorage } from '../storage/file.js';
 import { TcpTransport } from '../transport/tcp.js';
+import type { ClientApi, ClientRefusal } from './access.js';
 import { formatHostPort, type NodeConfig } from './config.js';
 import { DataDirLock } from './lock.js';
 import { NodeMetrics } from './metrics.js';
+import { loadTlsMaterial, type TlsMaterial } from './tls-files.js';
 import type {
   KvService,
   NodeEndpoint,
@@ -47,6 +49,8 @@ export interface SynodNodeOptions {
   readonly onFatal?: (error: unknown) => void;
   /** Register Node.js process metrics (default true; off when several nodes share a process). */
   readonly processMetrics?: boolean;
+  /** The TLS files of `config`, already read (default: read them here; null: TLS off). */
+  readonly tlsMaterial?: TlsMaterial | null;
 }
 
 /** A request waiting for its answer. `done` is set once answered (by result, error or deadline). */
@@ -112,6 +116,7 @@ export class SynodNode implements KvService {
       { level: config.logLevel, base: { pid: process.pid, node: config.id }, mixin: () => ({ ballot }) },
       options.logStream ?? destination(1),
     );
+    const tlsMaterial = options.tlsMaterial === undefined ? loadTlsMaterial(config) : options.tlsMaterial;
     const lock = await DataDirLock.acquire(config.dataDir);
     try {
       const storage = await FileStorage.open(join(config.dataDir, 'wal'), {
@@ -139,6 +144,7 @@ export class SynodNode implements KvService {
         listen: self.peer,
         peers: new Map(config.members.filter((member) => member.id !== config.id).map((member) => [member.id, member.peer])),
         logger: logger.child({ component: 'transport' }),
+        ...(tlsMaterial === null ? {} : { tls: { ...tlsMaterial, mutual: config.tlsPeerMutual } }),
       });
       let node: SynodNode | null = null;
       const driver = new NodeDriver({
@@ -163,7 +169,7 @@ export class SynodNode implements KvService {
         created.sweep();
       }, SWEEP_MS);
       logger.info(
-        { members: config.members.length, peer: formatHostPort(self.peer), readMode: config.readMode, recoveredMaxSlot: driver.status().maxSlot },
+        { members: config.members.length, peer: formatHostPort(self.peer), peerTls: transport.tls, readMode: config.readMode, recoveredMaxSlot: driver.status().maxSlot },
         'node started',
       );
       return created;
@@ -457,8 +463,14 @@ export class SynodNode implements KvService {
       });
   }
 
+  /** Counts a refused client in the node's metrics (the front ends decide; the node keeps the count). */
+  countClientRefusal(api: ClientApi, reason: ClientRefusal): void {
+    this.metricsRegistry.clientAuthFailures.inc({ api, reason });
+  }
+
   private metricsSource() {
     return {
+      transport: () => this.transport.stats(),
       isLeader: () => this.driver.status().role === 'leader',
       firstUnchosen: () => this.driver.status().firstUnchosen,
       appliedIndex: () => this.appliedIndex,
