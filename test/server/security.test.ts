@@ -27,6 +27,14 @@ const SECRET = 'security-test-secret-0123456789abcdef';
 const TOKEN = 'security-test-client-token-0123456789';
 const WRONG_SECRET = 'not-the-cluster-secret-but-long-enough';
 
+/** Forged ballots use rounds from here up; a real cluster in a test never gets near. */
+const FORGED_ROUND = 1_000_000;
+
+/** The round of a ballot as the status report prints it ("round.node"). */
+function roundOf(ballot: string): number {
+  return Number(ballot.split('.')[0]);
+}
+
 interface Ports {
   readonly peer: number;
   readonly client: number;
@@ -35,7 +43,7 @@ interface Ports {
 
 /** Every message type an impostor claiming `from` could use to move `to`: raise its promise, make it accept or learn a value, or vote. */
 function forgeries(from: NodeId, to: NodeId): Message[] {
-  const ballot = makeBallot(1_000_000, from);
+  const ballot = makeBallot(FORGED_ROUND, from);
   const evil = { clientId: 'evil', seq: 1, payload: encodeOperation({ type: 'put', key: 'injected', value: 'evil' }) };
   const value = { type: 'commands' as const, epoch: ballot, commands: [evil] };
   return [
@@ -73,14 +81,17 @@ test('a real cluster: no message without the secret, non-members and forgeries d
   const logOf = (id: number): string => (nodes.get(id) as Spawned).output();
   const impostors: TcpTransport[] = [];
   try {
-    // Generous: other test files start processes on the same two cores.
-    const leader = await waitFor('a serving leader', async () => (await statuses()).find((status) => status.serving), 30_000);
-    await client.put('before', 'x');
-    // Steady state: every node answers and has promised the leader's ballot.
-    const before = await waitFor('every node following the leader', async () => {
+    // Steady state: every node answers, one serves, and all have promised its ballot (a node that
+    // starts late may still win an election first). Generous: other tests share the two cores.
+    const steady = async (): Promise<NodeStatusReport[] | undefined> => {
       const all = await statuses();
-      return all.length === 3 && all.every((status) => status.ballot === leader.ballot) ? all : undefined;
-    }, 30_000);
+      const serving = all.find((status) => status.serving);
+      return all.length === 3 && serving !== undefined && all.every((status) => status.ballot === serving.ballot) ? all : undefined;
+    };
+    await waitFor('a steady cluster', steady, 30_000);
+    await client.put('before', 'x');
+    const before = await waitFor('a steady cluster', steady, 30_000);
+    const leader = before.find((status) => status.serving) as NodeStatusReport;
 
     // 1. Impostors without the secret, one per member name, dial every other node and send every
     // kind of message that could raise a promise, get a vote, or inject a value.
@@ -103,12 +114,11 @@ test('a real cluster: no message without the secret, non-members and forgeries d
     const guess = await RawPeer.handshake({ host: '127.0.0.1', port: (ports[leader.id - 1] as Ports).peer, clusterId: 'synod', from: leader.id === 1 ? 2 : 1, to: leader.id, secret: WRONG_SECRET });
     assert.equal(guess.outcome, 'closed-after-proof');
     assert.equal((await client.get('injected')).value, null, 'no forged value was applied');
+    // Robust to a genuine election under load: legitimate rounds stay far below the forged ones.
     const after = await statuses();
-    for (const status of after) {
-      const was = before.find((other) => other.id === status.id) as NodeStatusReport;
-      assert.equal(status.ballot, was.ballot, `node ${status.id}'s promise did not move`);
-    }
-    assert.equal(after.find((status) => status.serving)?.id, leader.id, 'the leader was not deposed');
+    assert.equal(after.length, 3);
+    for (const status of after) assert.ok(roundOf(status.ballot) < FORGED_ROUND, `node ${status.id} promised a forged ballot: ${status.ballot}`);
+    assert.ok(before.every((status) => roundOf(status.ballot) < FORGED_ROUND));
     for (const id of [1, 2, 3]) {
       const metrics = await metricsOf(id);
       assert.ok(metricValue(metrics, 'synod_peer_auth_failures_total', { reason: 'handshake-abandoned' }) >= 1, `node ${id} counted the impostors:\n${metrics}`);
@@ -127,9 +137,9 @@ test('a real cluster: no message without the secret, non-members and forgeries d
     const insider = await RawPeer.handshake({ host: '127.0.0.1', port: (ports[leader.id - 1] as Ports).peer, clusterId: 'synod', from: follower, to: leader.id, secret: SECRET });
     assert.equal(insider.outcome, 'welcome');
     insider.peer.send(
-      { type: 'prepare', from: other, to: leader.id, ballot: makeBallot(2_000_000, other), firstUnchosen: 1 },
-      { type: 'prepare', from: 9, to: leader.id, ballot: makeBallot(2_000_000, 9), firstUnchosen: 1 },
-      { type: 'heartbeat', from: follower, to: other, ballot: makeBallot(2_000_000, follower), commitIndex: 0, readRound: 0 },
+      { type: 'prepare', from: other, to: leader.id, ballot: makeBallot(FORGED_ROUND * 2, other), firstUnchosen: 1 },
+      { type: 'prepare', from: 9, to: leader.id, ballot: makeBallot(FORGED_ROUND * 2, 9), firstUnchosen: 1 },
+      { type: 'heartbeat', from: follower, to: other, ballot: makeBallot(FORGED_ROUND * 2, follower), commitIndex: 0, readRound: 0 },
     );
     const dropped = await waitFor('the forged messages counted', async () => {
       const metrics = await metricsOf(leader.id);
@@ -146,7 +156,8 @@ test('a real cluster: no message without the secret, non-members and forgeries d
       return lines.length === 2 ? lines : undefined;
     });
     assert.ok(forgedLines.every((line) => line.includes(`"remote":"${insider.peer.localAddress}"`)), forgedLines.join('\n'));
-    assert.equal((await statuses()).find((status) => status.id === leader.id)?.ballot, leader.ballot, 'forged prepares did not raise the promise');
+    const promised = (await statuses()).find((status) => status.id === leader.id)?.ballot ?? '?';
+    assert.ok(roundOf(promised) < FORGED_ROUND, `forged prepares raised the promise to ${promised}`);
 
     // 4. The client token: binary protocol, HTTP, CLI.
     const anonymous = new SynodClient({ endpoints, timeoutMs: 10_000 });
