@@ -10,6 +10,7 @@
  * token, and the log is rate-limited so that a client hammering with bad tokens cannot flood it.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { assertNever } from '../core/assert.js';
 import { TOKEN_BYTES_MAX } from '../protocol/wire.js';
 import { LimitedLogger, type LimitableLogger } from '../transport/log-limit.js';
 
@@ -101,7 +102,16 @@ export class ClientAccess {
 
 /** What a refused client is told: whether a token was missing or wrong, nothing about the right one. */
 export function refusalMessage(reason: ClientRefusal): string {
-  return reason === 'missing-token' ? 'this node requires a client token' : 'the client token is not valid';
+  switch (reason) {
+    case 'missing-token':
+      return 'this node requires a client token';
+    case 'bad-token':
+      return 'the client token is not valid';
+    case 'tls-handshake':
+      return 'the TLS handshake failed';
+    default:
+      return assertNever(reason, 'client refusal');
+  }
 }
 
 function sha256(text: string): Buffer {

@@ -10,7 +10,7 @@
  * socket handler.
  *
  * With `access` requiring a token, a hello without the right one is answered `unauthorized` (a
- * failure with reqId 0) and the connection closes; nothing else is read from it. With `tls` the
+ * failure with reqId 0) and the connection closes; nothing sent after it is executed. With `tls` the
  * listener speaks TLS (node:tls); a client that fails the TLS handshake is counted and dropped.
  */
 import type net from 'node:net';
