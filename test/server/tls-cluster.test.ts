@@ -18,6 +18,7 @@ import { makeBallot } from '../../src/core/ballot.js';
 import type { ClusterFile } from '../../src/cli/server-commands.js';
 import { TcpTransport } from '../../src/transport/tcp.js';
 import { makeCa } from '../helpers/certs.js';
+import { freePortBase } from '../helpers/ports.js';
 import { metricValue, runSynod, spawnSynod, stopProcess, waitFor } from '../helpers/processes.js';
 import { RawPeer } from '../helpers/raw-peer.js';
 
@@ -54,7 +55,7 @@ test('a TLS cluster (mutual TLS between peers, client token) serves clients that
   const data = join(dir, 'data');
   const [ca, otherCa] = await Promise.all([makeCa(dir, 'cluster-ca'), makeCa(dir, 'other-ca')]);
   const node = await ca.issue('nodes');
-  const base = 20_000 + Math.floor(Math.random() * 20_000);
+  const base = await freePortBase(3);
   const cluster = spawnSynod([
     'cluster', '--nodes', '3', '--data', data, '--port-base', String(base), '--client-token',
     '--tls-cert', node.certFile, '--tls-key', node.keyFile, '--tls-ca', ca.certFile, '--tls-peer-mutual',
@@ -73,10 +74,16 @@ test('a TLS cluster (mutual TLS between peers, client token) serves clients that
     await trusting.put('over-tls', 'yes');
     assert.equal((await trusting.get('over-tls')).value, 'yes');
     // A leader needs two nodes; wait for the third to be up and linked too.
+    let seen = '';
     await waitFor('every node up, every peer link up over mutual TLS', async () => {
-      const statuses = (await trusting.statusAll()).flatMap((entry) => ('status' in entry ? [entry.status] : []));
+      const all = await trusting.statusAll();
+      seen = JSON.stringify(all.map((entry) => ('status' in entry ? { id: entry.status.id, peers: entry.status.peers } : { endpoint: entry.endpoint, error: entry.error.message })));
+      const statuses = all.flatMap((entry) => ('status' in entry ? [entry.status] : []));
       return statuses.length === 3 && statuses.every((status) => status.peers.every((peer) => peer.connected)) ? true : undefined;
-    }, 30_000);
+    }, 30_000).catch(async (error: unknown) => {
+      const logs = await Promise.all([1, 2, 3].map((id) => readFile(join(data, `node-${id}`, 'node.log'), 'utf8').catch(() => '')));
+      throw new Error(`${String(error)}; last seen ${seen}; node logs:\n${logs.map((log) => log.split('\n').slice(-15).join('\n')).join('\n---\n')}`);
+    });
 
     // The CLI: token and CA from cluster.json; and the same from explicit flags.
     const viaFile = await runSynod(['get', 'over-tls', '--data', data]);
