@@ -4,13 +4,18 @@
  * (default `./data`), else the default local ports. `--json` prints one JSON object for scripts.
  * Errors print one line and exit non-zero: 1 for a failed operation (including cas_failed and a
  * get of an absent key), 2 for bad usage.
+ *
+ * Credentials: the client token from `--token-file`, else `SYNOD_TOKEN`; TLS with `--ca FILE`
+ * (else `SYNOD_CA`) or `--tls` (Node's default roots). When the endpoints come from a cluster
+ * file, its token and CA files are used too — but never for endpoints given another way, so a
+ * local cluster's token is not sent to some other address.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { SynodClient, SynodClientError } from '../client/index.js';
 import type { NodeStatusReport } from '../server/service.js';
-import { CLUSTER_FILE, type ClusterFile } from './server-commands.js';
+import { CLUSTER_FILE, clusterCredentials, type ClusterFile } from './server-commands.js';
 import { errorMessage, fail, integer } from './options.js';
 
 interface CommonOptions {
@@ -18,6 +23,9 @@ interface CommonOptions {
   data?: string;
   timeout: number;
   json?: boolean;
+  tokenFile?: string;
+  ca?: string;
+  tls?: boolean;
 }
 
 const DEFAULT_ENDPOINTS = '127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003';
@@ -28,7 +36,10 @@ export function registerClientCommands(program: Command): void {
       .option('--endpoints <list>', 'client endpoints host:port,... (default: $SYNOD_ENDPOINTS, <data>/cluster.json, or 127.0.0.1:7001-7003)')
       .option('--data <dir>', 'read the endpoints from <dir>/cluster.json (written by synod cluster)')
       .option('--timeout <ms>', 'give up after this long', integer('--timeout', 1), 5_000)
-      .option('--json', 'print the result as one JSON object');
+      .option('--json', 'print the result as one JSON object')
+      .option('--token-file <file>', 'the client token, for nodes that require one (or set SYNOD_TOKEN)')
+      .option('--ca <file>', 'TLS: trust this CA (PEM) for the nodes\' certificates (or set SYNOD_CA)')
+      .option('--tls', 'TLS, trusting Node\'s default certificate authorities');
 
   common(program.command('put').description('set a key').argument('<key>').argument('<value>')).action(
     (key: string, value: string, options: CommonOptions) =>
@@ -116,7 +127,7 @@ export function registerClientCommands(program: Command): void {
 async function run(options: CommonOptions, body: (client: SynodClient) => Promise<[unknown, string] | null>): Promise<void> {
   let client: SynodClient;
   try {
-    client = new SynodClient({ endpoints: endpoints(options), timeoutMs: options.timeout, attemptTimeoutMs: Math.min(1_000, options.timeout) });
+    client = new SynodClient({ ...target(options), timeoutMs: options.timeout, attemptTimeoutMs: Math.min(1_000, options.timeout) });
   } catch (error) {
     fail(errorMessage(error), 2);
     return;
@@ -141,17 +152,41 @@ async function run(options: CommonOptions, body: (client: SynodClient) => Promis
   }
 }
 
-function endpoints(options: CommonOptions): string[] {
-  const list = options.endpoints ?? process.env.SYNOD_ENDPOINTS ?? fromClusterFile(options.data ?? 'data') ?? DEFAULT_ENDPOINTS;
-  return list.split(',').map((endpoint) => endpoint.trim()).filter((endpoint) => endpoint.length > 0);
+/** Endpoints and credentials: from flags and environment, else from the cluster file, else defaults. */
+function target(options: CommonOptions): { endpoints: string[]; token?: string; tls?: boolean | { ca: string } } {
+  const given = options.endpoints ?? process.env.SYNOD_ENDPOINTS;
+  const file = given === undefined ? readClusterFile(options.data ?? 'data') : undefined;
+  const list = given ?? file?.endpoints ?? DEFAULT_ENDPOINTS;
+  const fromFile = file === undefined ? {} : clusterCredentials(file);
+  const token = readText(options.tokenFile, 'token file') ?? nonEmpty(process.env.SYNOD_TOKEN) ?? fromFile.token;
+  const caFile = options.ca ?? nonEmpty(process.env.SYNOD_CA);
+  const tls = caFile !== undefined ? { ca: readText(caFile, 'CA file') as string } : options.tls === true ? true : fromFile.tls;
+  return {
+    endpoints: list.split(',').map((endpoint) => endpoint.trim()).filter((endpoint) => endpoint.length > 0),
+    ...(token === undefined ? {} : { token }),
+    ...(tls === undefined ? {} : { tls }),
+  };
 }
 
-function fromClusterFile(dataDir: string): string | undefined {
+function readText(path: string | undefined, what: string): string | undefined {
+  if (path === undefined) return undefined;
+  try {
+    return readFileSync(path, 'utf8').trim();
+  } catch (error) {
+    throw new Error(`cannot read the ${what} ${path}: ${errorMessage(error)}`);
+  }
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value === '' ? undefined : value;
+}
+
+function readClusterFile(dataDir: string): ClusterFile | undefined {
   const path = join(dataDir, CLUSTER_FILE);
   if (!existsSync(path)) return undefined;
   try {
     const file = JSON.parse(readFileSync(path, 'utf8')) as ClusterFile;
-    return typeof file.endpoints === 'string' ? file.endpoints : undefined;
+    return typeof file.endpoints === 'string' ? file : undefined;
   } catch {
     return undefined;
   }

@@ -25,10 +25,15 @@ export interface ClusterFile {
   readonly clusterId: string;
   readonly endpoints: string;
   readonly nodes: readonly { id: number; client: string; http: string; peer: string; data: string; log: string }[];
+  /** The client token's file when the nodes require one (the token itself stays in that 0600 file). */
+  readonly tokenFile?: string;
+  /** The CA file clients must trust when the nodes speak TLS. */
+  readonly caFile?: string;
 }
 
 export const CLUSTER_FILE = 'cluster.json';
 const SECRET_FILE = 'secret';
+const CLIENT_TOKEN_FILE = 'client-token';
 const STOP_GRACE_MS = 10_000;
 
 interface StartOptions {
@@ -43,6 +48,25 @@ interface StartOptions {
   logLevel?: NodeConfig['logLevel'];
   requestTimeoutMs?: number;
   rejoin?: boolean;
+  clientBind?: string;
+  clientTokenFile?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsCa?: string;
+  tlsPeerMutual?: boolean;
+}
+
+interface ClusterOptions {
+  nodes: number;
+  data: string;
+  portBase: number;
+  readMode: 'index' | 'log';
+  logLevel: string;
+  clientToken?: boolean;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsCa?: string;
+  tlsPeerMutual?: boolean;
 }
 
 export function registerServerCommands(program: Command): void {
@@ -60,6 +84,12 @@ export function registerServerCommands(program: Command): void {
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'silent']))
     .option('--request-timeout-ms <ms>', 'answer timeout after this long', integer('--request-timeout-ms', 1))
     .option('--rejoin', 'rebuild this node from its peers (its log is damaged or lost): moves the log aside; needs every other member running')
+    .option('--client-bind <host>', 'address the client and HTTP listeners bind (default 127.0.0.1; 0.0.0.0 for every interface)')
+    .option('--client-token-file <file>', 'require the client token in this file (or set SYNOD_CLIENT_TOKEN)')
+    .option('--tls-cert <file>', 'PEM certificate: TLS for peers, clients and HTTP (with --tls-key and --tls-ca)')
+    .option('--tls-key <file>', 'PEM private key of --tls-cert')
+    .option('--tls-ca <file>', 'PEM CA that peers\' certificates must chain to')
+    .option('--tls-peer-mutual', 'peers also present their certificates when dialing (mutual TLS)')
     .action((options: StartOptions) => runStart(options));
 
   program
@@ -70,12 +100,19 @@ export function registerServerCommands(program: Command): void {
     .option('--port-base <port>', 'node i serves clients on base+i, HTTP on base+1000+i, peers on base+100+i', integer('--port-base', 1), 7000)
     .addOption(new Option('--read-mode <mode>', 'linearizable reads by read index, or through the log').choices(['index', 'log']).default('index'))
     .addOption(new Option('--log-level <level>', 'node log level').choices(['trace', 'debug', 'info', 'warn', 'error']).default('info'))
-    .action((options: { nodes: number; data: string; portBase: number; readMode: 'index' | 'log'; logLevel: string }) => runCluster(options));
+    .option('--client-token', 'require a client token (generated once into <data>/client-token, mode 0600)')
+    .option('--tls-cert <file>', 'PEM certificate for 127.0.0.1 every node uses: TLS for peers, clients and HTTP')
+    .option('--tls-key <file>', 'PEM private key of --tls-cert')
+    .option('--tls-ca <file>', 'PEM CA that signed --tls-cert')
+    .option('--tls-peer-mutual', 'mutual TLS between peers')
+    .action((options: ClusterOptions) => runCluster(options));
 }
 
-function startConfig(options: StartOptions): NodeConfig {
+/** The node's configuration from `synod start`'s flags, environment and config file (flags win). */
+export function startConfig(options: StartOptions): NodeConfig {
   const file = options.config === undefined ? {} : readConfigFile(options.config);
   const secret = readSecret(options.secretFile) ?? file.secret;
+  const clientToken = readClientToken(options.clientTokenFile) ?? file.clientToken ?? null;
   const members = options.peers === undefined ? file.members : parseMembers(options.peers);
   const id = options.id ?? file.id;
   const dataDir = options.data ?? file.dataDir;
@@ -89,7 +126,25 @@ function startConfig(options: StartOptions): NodeConfig {
   if (options.readMode !== undefined) Object.assign(overrides, { readMode: options.readMode });
   if (options.logLevel !== undefined) Object.assign(overrides, { logLevel: options.logLevel });
   if (options.requestTimeoutMs !== undefined) Object.assign(overrides, { requestTimeoutMs: options.requestTimeoutMs });
-  return makeConfig({ ...file, ...overrides, id, secret, dataDir, members });
+  if (options.clientBind !== undefined) Object.assign(overrides, { clientBind: options.clientBind });
+  if (options.tlsCert !== undefined) Object.assign(overrides, { tlsCert: options.tlsCert });
+  if (options.tlsKey !== undefined) Object.assign(overrides, { tlsKey: options.tlsKey });
+  if (options.tlsCa !== undefined) Object.assign(overrides, { tlsCa: options.tlsCa });
+  if (options.tlsPeerMutual !== undefined) Object.assign(overrides, { tlsPeerMutual: options.tlsPeerMutual });
+  return makeConfig({ ...file, ...overrides, id, secret, dataDir, members, clientToken });
+}
+
+/** The client token from `--client-token-file`, else `$SYNOD_CLIENT_TOKEN`; a file keeps it out of `ps`. */
+function readClientToken(file: string | undefined): string | undefined {
+  if (file !== undefined) {
+    try {
+      return readFileSync(file, 'utf8').trim();
+    } catch (error) {
+      throw new ConfigError(`cannot read the client token file ${file}: ${errorMessage(error)}`);
+    }
+  }
+  const fromEnv = process.env.SYNOD_CLIENT_TOKEN;
+  return fromEnv === undefined || fromEnv === '' ? undefined : fromEnv;
 }
 
 function readSecret(file: string | undefined): string | undefined {
@@ -148,18 +203,27 @@ export function localMembers(count: number, base: number): MemberConfig[] {
   });
 }
 
-function clusterSecret(dataDir: string): string {
-  const path = join(dataDir, SECRET_FILE);
+/** A random secret in `<dataDir>/<name>` (mode 0600), made once and reused. */
+function generatedSecret(dataDir: string, name: string): string {
+  const path = join(dataDir, name);
   if (existsSync(path)) return readFileSync(path, 'utf8').trim();
   const secret = randomBytes(32).toString('hex');
   writeFileSync(path, `${secret}\n`, { mode: 0o600 });
   return secret;
 }
 
-async function runCluster(options: { nodes: number; data: string; portBase: number; readMode: 'index' | 'log'; logLevel: string }): Promise<void> {
+async function runCluster(options: ClusterOptions): Promise<void> {
   const dataDir = resolve(options.data);
   mkdirSync(dataDir, { recursive: true });
-  clusterSecret(dataDir);
+  generatedSecret(dataDir, SECRET_FILE);
+  const tokenFile = options.clientToken === true ? join(dataDir, CLIENT_TOKEN_FILE) : undefined;
+  if (tokenFile !== undefined) generatedSecret(dataDir, CLIENT_TOKEN_FILE);
+  const tls = [options.tlsCert, options.tlsKey, options.tlsCa].some((value) => value !== undefined);
+  if (tls && (options.tlsCert === undefined || options.tlsKey === undefined || options.tlsCa === undefined)) {
+    fail('TLS needs all of --tls-cert, --tls-key and --tls-ca', 2);
+    return;
+  }
+  const caFile = options.tlsCa === undefined ? undefined : resolve(options.tlsCa);
   const members = localMembers(options.nodes, options.portBase);
   const spec = formatMembers(members);
   const file: ClusterFile = {
@@ -173,6 +237,8 @@ async function runCluster(options: { nodes: number; data: string; portBase: numb
       data: join(dataDir, `node-${member.id}`),
       log: join(dataDir, `node-${member.id}`, 'node.log'),
     })),
+    ...(tokenFile === undefined ? {} : { tokenFile }),
+    ...(caFile === undefined ? {} : { caFile }),
   };
   writeFileSync(join(dataDir, CLUSTER_FILE), `${JSON.stringify(file, null, 2)}\n`);
   const children = new Map<number, ChildProcess>();
@@ -190,6 +256,9 @@ async function runCluster(options: { nodes: number; data: string; portBase: numb
       '--secret-file', join(dataDir, SECRET_FILE),
       '--read-mode', options.readMode,
       '--log-level', options.logLevel,
+      ...(tokenFile === undefined ? [] : ['--client-token-file', tokenFile]),
+      ...(caFile === undefined ? [] : ['--tls-cert', resolve(options.tlsCert as string), '--tls-key', resolve(options.tlsKey as string), '--tls-ca', caFile]),
+      ...(options.tlsPeerMutual === true ? ['--tls-peer-mutual'] : []),
     ];
     const child = spawn(process.execPath, args, { stdio: ['ignore', log, log] });
     closeSync(log);
@@ -218,19 +287,36 @@ async function runCluster(options: { nodes: number; data: string; portBase: numb
 }
 
 function printBanner(file: ClusterFile, dataDir: string): void {
-  console.log(`synod: ${file.nodes.length}-node cluster, data in ${dataDir}`);
-  for (const node of file.nodes) console.log(`  node ${node.id}: client ${node.client}  http http://${node.http}  peer ${node.peer}  log ${node.log}`);
-  const http = file.nodes[0]?.http ?? '127.0.0.1:8001';
+  const scheme = file.caFile === undefined ? 'http' : 'https';
+  console.log(`synod: ${file.nodes.length}-node cluster, data in ${dataDir}${file.caFile === undefined ? '' : ', TLS'}${file.tokenFile === undefined ? '' : ', client token required'}`);
+  for (const node of file.nodes) console.log(`  node ${node.id}: client ${node.client}  http ${scheme}://${node.http}  peer ${node.peer}  log ${node.log}`);
+  const http = `${scheme}://${file.nodes[0]?.http ?? '127.0.0.1:8001'}`;
+  const curl = ['curl -sL', ...(file.caFile === undefined ? [] : [`--cacert ${file.caFile}`]), ...(file.tokenFile === undefined ? [] : [`-H "Authorization: Bearer $(cat ${file.tokenFile})"`])].join(' ');
   console.log('try (in another terminal):');
   console.log('  npx synod put greeting hello && npx synod get greeting');
   console.log('  npx synod status');
-  console.log(`  curl -sL -X PUT --data-binary world http://${http}/v1/kv/greeting && curl -sL http://${http}/v1/kv/greeting`);
+  console.log(`  ${curl} -X PUT --data-binary world ${http}/v1/kv/greeting && ${curl} ${http}/v1/kv/greeting`);
   console.log('Ctrl-C stops every node.');
+}
+
+/** The client options a cluster file implies: its token and CA, read from their files. */
+export function clusterCredentials(file: ClusterFile): { token?: string; tls?: { ca: string } } {
+  const read = (path: string, what: string): string => {
+    try {
+      return readFileSync(path, 'utf8').trim();
+    } catch (error) {
+      throw new ConfigError(`cannot read the ${what} ${path} named by ${CLUSTER_FILE}: ${errorMessage(error)}`);
+    }
+  };
+  return {
+    ...(typeof file.tokenFile === 'string' ? { token: read(file.tokenFile, 'client token file') } : {}),
+    ...(typeof file.caFile === 'string' ? { tls: { ca: read(file.caFile, 'CA file') } } : {}),
+  };
 }
 
 /** Waits for a serving leader and says which node it is (or that none appeared in time). */
 async function reportLeader(file: ClusterFile, stopping: () => boolean): Promise<void> {
-  const client = new SynodClient({ endpoints: file.endpoints.split(','), timeoutMs: 2_000, attemptTimeoutMs: 500 });
+  const client = new SynodClient({ endpoints: file.endpoints.split(','), timeoutMs: 2_000, attemptTimeoutMs: 500, ...clusterCredentials(file) });
   try {
     const deadline = Date.now() + 30_000;
     while (!stopping() && Date.now() < deadline) {

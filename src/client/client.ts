@@ -11,6 +11,7 @@
  * One TCP connection per endpoint carries every request to that node, pipelined.
  */
 import { randomUUID } from 'node:crypto';
+import type tls from 'node:tls';
 import { assert, assertNever } from '../core/assert.js';
 import { isWellFormed, utf8ByteLength } from '../kv/codec.js';
 import {
@@ -46,13 +47,22 @@ export interface SynodClientOptions {
   readonly attemptTimeoutMs?: number;
   /** Most operations in flight at once (default 256); more wait in line. */
   readonly lanes?: number;
-  /** Sent in the hello; reserved for authentication. */
+  /** The client token, for nodes that require one (sent in the hello of every connection). */
   readonly token?: string;
+  /**
+   * TLS to the nodes' client ports: `true` verifies their certificates against Node's default
+   * roots; an object passes `ca` (the cluster CA, PEM) and any other node:tls connect options.
+   * Default: plain TCP.
+   */
+  readonly tls?: boolean | SynodClientTlsOptions;
   /** First backoff delay after `overloaded`/`unavailable` (default 10 ms); doubles per retry. */
   readonly backoffMsMin?: number;
   /** Largest backoff delay (default 1000 ms). */
   readonly backoffMsMax?: number;
 }
+
+/** The node:tls options a client may set; host and port come from the endpoint. */
+export type SynodClientTlsOptions = Omit<tls.ConnectionOptions, 'host' | 'port' | 'socket' | 'path'>;
 
 /** One endpoint's answer in `statusAll`. */
 export type EndpointStatus =
@@ -72,7 +82,7 @@ export const ENDPOINTS_MAX = 64;
 export const LIST_LIMIT_DEFAULT = 100;
 
 /** Failures that a retry cannot turn into a success. */
-const TERMINAL_CODES: ReadonlySet<string> = new Set(['cas_failed', 'too_large', 'bad_request']);
+const TERMINAL_CODES: ReadonlySet<string> = new Set(['cas_failed', 'too_large', 'bad_request', 'unauthorized']);
 
 /** Where the next attempt of one operation goes, and what happened so far. */
 interface Route {
@@ -96,6 +106,7 @@ export class SynodClient {
   private readonly backoffMsMin: number;
   private readonly backoffMsMax: number;
   private readonly token: string | null;
+  private readonly tls: tls.ConnectionOptions | null;
   /** Where new operations start: the last node that answered or was named leader. */
   private preferred: string;
   private leaderEndpoint: string | null = null;
@@ -113,6 +124,7 @@ export class SynodClient {
     this.backoffMsMax = checkDuration(options.backoffMsMax ?? BACKOFF_MS_MAX_DEFAULT, 'backoffMsMax');
     if (this.backoffMsMax < this.backoffMsMin) throw configError('backoffMsMax must be at least backoffMsMin');
     this.token = options.token ?? null;
+    this.tls = options.tls === undefined || options.tls === false ? null : options.tls === true ? {} : { ...options.tls };
     this.lanes = new LanePool(this.clientId, lanes);
     const first = this.endpoints[0];
     assert(first !== undefined, 'at least one endpoint');
@@ -240,6 +252,8 @@ export class SynodClient {
       case 'failure':
         return this.onFailure(route, outcome.failure);
       case 'lost':
+        // A node that refuses our token refuses it on every connection.
+        if (outcome.failure?.error === 'unauthorized') throw SynodClientError.fromFailure(outcome.failure);
         route.lastProblem = `${route.endpoint}: ${outcome.reason}`;
         if (outcome.failure !== undefined && outcome.failure.error === 'overloaded') return this.backoff(route);
         return this.moveOn(route);
@@ -324,7 +338,7 @@ export class SynodClient {
     if (connection === undefined) {
       const address = parseEndpoint(endpoint);
       if (address === null) throw configError(`endpoint ${JSON.stringify(endpoint)} is not host:port`);
-      connection = new EndpointConnection(endpoint, address, { token: this.token, connectTimeoutMs: this.attemptTimeoutMs });
+      connection = new EndpointConnection(endpoint, address, { token: this.token, connectTimeoutMs: this.attemptTimeoutMs, tls: this.tls });
       this.connections.set(endpoint, connection);
     }
     return connection;

@@ -4,7 +4,8 @@
  * `AttemptOutcome` (never a rejection): an answer, the loss of the connection, or its own
  * timeout. Deciding what to do next (retry, redirect, back off) is the client's job.
  */
-import net from 'node:net';
+import type net from 'node:net';
+import type tls from 'node:tls';
 import { assert } from '../core/assert.js';
 import type { KvOperation, KvSuccess } from '../kv/ops.js';
 import {
@@ -17,6 +18,7 @@ import {
 import { ProtocolDecodeError } from '../protocol/reader.js';
 import type { NodeStatusReport, ServiceFailure } from '../server/service.js';
 import { FrameDecoder, encodeFrame } from '../transport/framing.js';
+import { dialStream } from '../transport/tls.js';
 import { FrameTooLargeError } from '../transport/transport.js';
 import type { EndpointAddress } from './endpoint.js';
 
@@ -43,6 +45,8 @@ export interface ConnectionOptions {
   readonly token: string | null;
   /** How long dialing plus the hello may take before the connection is given up. */
   readonly connectTimeoutMs: number;
+  /** Dial with TLS using these options; null for plain TCP. */
+  readonly tls: tls.ConnectionOptions | null;
 }
 
 interface PendingAttempt {
@@ -102,12 +106,12 @@ export class EndpointConnection {
     assert(this.socket === null, 'connect with a socket already open');
     this.state = 'connecting';
     this.decoder = new FrameDecoder(RESPONSE_FRAME_BYTES_MAX);
-    const socket = net.connect({ host: this.address.host, port: this.address.port });
+    const { socket, readyEvent } = dialStream(this.address, this.options.tls);
     this.socket = socket;
     this.track(socket);
     socket.setNoDelay(true);
     this.connectTimer = setTimeout(() => this.drop('connect timeout'), this.options.connectTimeoutMs);
-    socket.on('connect', () => {
+    socket.on(readyEvent, () => {
       socket.write(encodeFrame(encodeClientMessage({ type: 'hello', version: PROTOCOL_VERSION, token: this.options.token })));
     });
     socket.on('data', (chunk: Buffer) => this.onData(socket, chunk));
@@ -115,7 +119,10 @@ export class EndpointConnection {
     let reason = 'connection closed';
     socket.on('error', (error) => (reason = error.message));
     socket.on('close', () => {
-      if (socket === this.socket) this.drop(reason);
+      if (socket !== this.socket) return;
+      // Closed without a word before the welcome: typically plaintext to a TLS port.
+      const silent = this.state === 'connecting' && reason === 'connection closed';
+      this.drop(silent ? 'connection closed before the welcome (does the node require TLS?)' : reason);
     });
   }
 

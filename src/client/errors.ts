@@ -17,6 +17,8 @@ export interface SynodClientErrorDetails {
 /**
  * A failed operation. What `code` means for the outcome:
  * - `cas_failed`, `too_large`, `bad_request`: nothing changed; retrying will not help.
+ * - `unauthorized`: the node requires a client token (`token`) and did not get the right one;
+ *   nothing was executed.
  * - `timeout`: no answer before the deadline; a write may or may not have taken effect (exactly
  *   once if it did).
  * - `unavailable`: the client was closed or a node cannot serve; as `timeout` for a write that

@@ -13,7 +13,7 @@ export {
   SynodClient,
   TIMEOUT_MS_DEFAULT,
 } from './client.js';
-export type { EndpointStatus, SynodClientOptions } from './client.js';
+export type { EndpointStatus, SynodClientOptions, SynodClientTlsOptions } from './client.js';
 export { SynodClientError } from './errors.js';
 export type { SynodClientErrorDetails } from './errors.js';
 export { parseEndpoint } from './endpoint.js';

@@ -26,10 +26,11 @@
  *
  * Handshake. The client's first frame is `hello` (at most `HELLO_FRAME_BYTES_MAX` bytes: the
  * server does not buffer more from a stranger). `version` is the highest protocol version the
- * client speaks; `token` is reserved for authentication (servers of version 1 ignore it). The
+ * client speaks; `token` is the client token, required when the node is configured with one. The
  * server answers `welcome` with the version both will speak (the lower of the two; a client that
  * cannot speak it closes), its node id and the largest request frame it accepts; or it answers a
- * `failure` with reqId 0 (`overloaded` when it has too many connections) and closes. A client
+ * `failure` with reqId 0 (`overloaded` when it has too many connections, `unauthorized` when the
+ * token is missing or wrong) and closes. A client
  * sends requests after the welcome.
  *
  * Requests. `reqId` is chosen by the client, at least 1 and unique among its requests in flight
@@ -92,7 +93,7 @@ const SERVER_TAG = { welcome: 1, result: 2, failure: 3, status: 4 } as const;
 export interface HelloMessage {
   readonly type: 'hello';
   readonly version: number;
-  /** Reserved for authentication; null when the client has none. */
+  /** The client token (`Authorization` of this protocol); null when the client has none. */
   readonly token: string | null;
 }
 

@@ -8,8 +8,13 @@
  * whose write buffer is full stops being read until it drains, and bad input closes only the
  * connection that sent it, after one typed error frame. Nothing a client sends can throw out of a
  * socket handler.
+ *
+ * With `access` requiring a token, a hello without the right one is answered `unauthorized` (a
+ * failure with reqId 0) and the connection closes; nothing sent after it is executed. With `tls` the
+ * listener speaks TLS (node:tls); a client that fails the TLS handshake is counted and dropped.
  */
-import net from 'node:net';
+import type net from 'node:net';
+import type tls from 'node:tls';
 import { assert } from '../core/assert.js';
 import { validateOperation } from '../kv/ops.js';
 import {
@@ -20,12 +25,15 @@ import {
   decodeClientMessage,
   encodeServerMessage,
   type ClientMessage,
+  type HelloMessage,
   type RequestMessage,
   type ServerMessage,
 } from '../protocol/wire.js';
 import { ProtocolDecodeError } from '../protocol/reader.js';
 import { FrameDecoder, encodeFrame } from '../transport/framing.js';
+import { createStreamServer } from '../transport/tls.js';
 import { FrameTooLargeError } from '../transport/transport.js';
+import { ClientAccess, refusalMessage } from './access.js';
 import type { KvService, ServiceErrorCode, ServiceFailure, ServiceResult } from './service.js';
 
 /** The logging surface the listener needs: a subset of pino's, so a pino logger fits as is. */
@@ -51,6 +59,10 @@ export interface ClientListenerOptions {
   readonly requestTimeoutMs?: number;
   /** How long a new connection may take to send its hello (default 10 s). */
   readonly helloTimeoutMs?: number;
+  /** Who may connect (default: everyone who can reach the address). */
+  readonly access?: ClientAccess;
+  /** Speak TLS with these options (certificate and key); default plain TCP. */
+  readonly tls?: tls.TlsOptions;
 }
 
 /** Counters for a status page and tests. */
@@ -107,6 +119,7 @@ interface ConnectionContext {
   readonly requestTimeoutMs: number | undefined;
   readonly helloTimeoutMs: number;
   readonly counters: ListenerCounters;
+  readonly access: ClientAccess;
   closed(connection: ClientConnection): void;
 }
 
@@ -130,9 +143,11 @@ export class ClientListener {
     assert(Number.isSafeInteger(inFlightMax) && inFlightMax >= 1, 'inFlightMaxPerConnection must be a positive integer');
     assert(Number.isSafeInteger(this.connectionsMax) && this.connectionsMax >= 1, 'connectionsMax must be a positive integer');
     assert(options.requestTimeoutMs === undefined || options.requestTimeoutMs > 0, 'requestTimeoutMs must be positive');
+    const logger = options.logger ?? silentLogger;
     this.context = {
       service: options.service,
-      logger: options.logger ?? silentLogger,
+      logger,
+      access: options.access ?? new ClientAccess({ token: null, logger }),
       frameBytesMax,
       inFlightMax,
       requestTimeoutMs: options.requestTimeoutMs,
@@ -145,7 +160,9 @@ export class ClientListener {
   /** Listens; resolves with the bound address. Rejects if the address is unavailable. */
   async start(): Promise<{ host: string; port: number }> {
     assert(this.state === 'new', 'ClientListener.start called twice or after stop');
-    const server = net.createServer((socket) => this.onConnection(socket));
+    const server = createStreamServer(this.options.tls ?? null, (socket) => this.onConnection(socket), (error, remote) => {
+      this.context.access.tlsFailed('binary', error, remote);
+    });
     // A backstop for sockets beyond those we answer with `overloaded` (they are closed unanswered).
     server.maxConnections = 2 * this.connectionsMax + 16;
     await new Promise<void>((resolve, reject) => {
@@ -307,7 +324,7 @@ class ClientConnection {
       return;
     }
     if (message.type === 'hello') {
-      this.onHello(message.version);
+      this.onHello(message);
       return;
     }
     if (this.state !== 'open') {
@@ -334,9 +351,14 @@ class ClientConnection {
     this.fail({ ok: false, error: 'bad_request', message: error.message }, true);
   }
 
-  private onHello(version: number): void {
+  private onHello({ version, token }: HelloMessage): void {
     if (this.state !== 'awaiting-hello') {
       this.fail({ ok: false, error: 'bad_request', message: 'second hello' }, true);
+      return;
+    }
+    const refused = this.context.access.admit('binary', token, this.remoteAddress);
+    if (refused !== null) {
+      this.fail({ ok: false, error: 'unauthorized', message: refusalMessage(refused) }, false);
       return;
     }
     let nodeId: number;

@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { isValidNodeId } from '../core/ballot.js';
+import { clientTokenProblem } from './access.js';
 import { DEFAULT_REPLICA_OPTIONS } from '../core/multipaxos/replica.js';
 import type { ReadMode } from './service.js';
 
@@ -17,7 +18,11 @@ export interface HostPort {
   readonly port: number;
 }
 
-/** One member of the cluster and its three listeners. Client and HTTP listeners are optional. */
+/**
+ * One member of the cluster and its three listeners. Client and HTTP listeners are optional. The
+ * addresses are the ones others use (advertised: peers dial them, redirects name them); a node
+ * binds its peer listener there, but its client and HTTP listeners on `NodeConfig.clientBind`.
+ */
 export interface MemberConfig {
   readonly id: number;
   /** Node-to-node traffic (authenticated with the cluster secret). */
@@ -46,6 +51,21 @@ export interface NodeConfig {
   /** Client requests waiting for the log or a read round, per node; beyond it `overloaded`. */
   readonly pendingRequestsMax: number;
   readonly logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'silent';
+  /**
+   * The host the client and HTTP listeners bind (their ports are the member entry's). Loopback by
+   * default, so a node serves no one off the machine until told to: `0.0.0.0` (every interface)
+   * or the advertised address.
+   */
+  readonly clientBind: string;
+  /** When set, clients must present it (binary hello, HTTP `Authorization: Bearer`). */
+  readonly clientToken: string | null;
+  /** PEM files: with cert and key (and the CA, required), peers, clients and HTTP speak TLS. */
+  readonly tlsCert: string | null;
+  readonly tlsKey: string | null;
+  /** The CA peers' certificates must chain to (and the one clients should trust). */
+  readonly tlsCa: string | null;
+  /** Peers also present and verify certificates when dialing (mutual TLS). */
+  readonly tlsPeerMutual: boolean;
 }
 
 export const CONFIG_DEFAULTS = {
@@ -58,6 +78,12 @@ export const CONFIG_DEFAULTS = {
   requestTimeoutMs: 5_000,
   pendingRequestsMax: 65_536,
   logLevel: 'info' as NodeConfig['logLevel'],
+  clientBind: '127.0.0.1',
+  clientToken: null as string | null,
+  tlsCert: null as string | null,
+  tlsKey: null as string | null,
+  tlsCa: null as string | null,
+  tlsPeerMutual: false,
 };
 
 const SECRET_CHARS_MIN = 16;
@@ -144,6 +170,25 @@ export function validateConfig(config: NodeConfig): void {
   if (config.electionTicksMax <= config.electionTicksMin) throw new ConfigError('electionTicksMax must exceed electionTicksMin');
   if (config.readMode !== 'index' && config.readMode !== 'log') throw new ConfigError('readMode must be "index" or "log"');
   if (!LOG_LEVELS.has(config.logLevel)) throw new ConfigError(`logLevel must be one of ${[...LOG_LEVELS].join(', ')}`);
+  validateSecurity(config);
+}
+
+function validateSecurity(config: NodeConfig): void {
+  if (typeof config.clientBind !== 'string' || config.clientBind.trim().length === 0) throw new ConfigError('clientBind must be a host or address');
+  if (config.clientToken !== null) {
+    const problem = typeof config.clientToken === 'string' ? clientTokenProblem(config.clientToken) : 'the client token must be a string';
+    if (problem !== null) throw new ConfigError(problem);
+  }
+  for (const field of ['tlsCert', 'tlsKey', 'tlsCa'] as const) {
+    const value = config[field];
+    if (value !== null && (typeof value !== 'string' || value.length === 0)) throw new ConfigError(`${field} must be a file path`);
+  }
+  const tls = config.tlsCert !== null || config.tlsKey !== null || config.tlsCa !== null;
+  if (tls && (config.tlsCert === null || config.tlsKey === null || config.tlsCa === null)) {
+    throw new ConfigError('TLS needs all of --tls-cert, --tls-key and --tls-ca (peers verify each other against the CA)');
+  }
+  if (typeof config.tlsPeerMutual !== 'boolean') throw new ConfigError('tlsPeerMutual must be true or false');
+  if (config.tlsPeerMutual && !tls) throw new ConfigError('--tls-peer-mutual needs --tls-cert, --tls-key and --tls-ca');
 }
 
 /** Reads a JSON config file; `members` may be an array of MemberConfig-like objects or a spec string. */

@@ -6,7 +6,7 @@
  *   bad_request 400   too_large 413   cas_failed 409   overloaded 429 (Retry-After: 1)
  *   not_leader  307 to the leader's HTTP address, or 503 when it is unknown
  *   unavailable 503 (Retry-After: 1)   timeout 504   not_found 404   method_not_allowed 405
- *   internal    500
+ *   unauthorized 401 (WWW-Authenticate: Bearer)   internal 500
  *
  * Every error body is `{"error": code, "message": ...}` (plus `current` for cas_failed, `leader`
  * for not_leader) and every error carries `Synod-Error: <code>`, so a client can branch on the
@@ -27,8 +27,14 @@ export interface Reply {
 export const ERROR_HEADER = 'synod-error';
 export const LEADER_HEADER = 'synod-leader';
 
+/** RFC 6750's challenge for a 401: the scheme, and `invalid_token` when a token came and is wrong. */
+export function bearerChallenge(invalidToken: boolean): string {
+  return invalidToken ? 'Bearer realm="synod", error="invalid_token"' : 'Bearer realm="synod"';
+}
+
 const ERROR_STATUS: Readonly<Record<HttpErrorCode, number>> = {
   bad_request: 400,
+  unauthorized: 401,
   not_found: 404,
   method_not_allowed: 405,
   cas_failed: 409,
@@ -69,38 +75,41 @@ export function errorReply(
 ): Reply {
   const errorHeaders: Record<string, string> = { [ERROR_HEADER]: code };
   if (status === 429 || status === 503) errorHeaders['retry-after'] = '1';
+  if (status === 401) errorHeaders['www-authenticate'] = bearerChallenge(false);
   return jsonReply(status, { error: code, message, ...extra }, { ...errorHeaders, ...headers });
 }
 
 /**
  * The answer to a failed submit. `pathAndQuery` is the request's origin-form target: a
- * `not_leader` with a known leader HTTP address becomes a 307 to the same target there, which
- * keeps the method and body (`curl -L` re-sends a PUT's body on 307, unlike on 301/302).
+ * `not_leader` with a known leader HTTP address becomes a 307 to the same target there (over
+ * `scheme`: every node of a cluster serves HTTPS or none does), which keeps the method and body
+ * (`curl -L` re-sends a PUT's body on 307, unlike on 301/302).
  */
-export function failureReply(failure: ServiceFailure, pathAndQuery: string): Reply {
+export function failureReply(failure: ServiceFailure, pathAndQuery: string, scheme: 'http' | 'https' = 'http'): Reply {
   switch (failure.error) {
     case 'cas_failed':
       return errorReply(failure.error, failure.message, failure.current === undefined ? {} : { current: failure.current });
     case 'not_leader':
-      return notLeaderReply(failure, pathAndQuery);
+      return notLeaderReply(failure, pathAndQuery, scheme);
     case 'too_large':
     case 'bad_request':
     case 'timeout':
     case 'unavailable':
     case 'overloaded':
+    case 'unauthorized':
       return errorReply(failure.error, failure.message);
     default:
       return assertNever(failure.error, 'service error code');
   }
 }
 
-function notLeaderReply(failure: ServiceFailure, pathAndQuery: string): Reply {
+function notLeaderReply(failure: ServiceFailure, pathAndQuery: string, scheme: 'http' | 'https'): Reply {
   const leader = failure.leader;
   if (leader === undefined) return errorReply('not_leader', failure.message);
   const leaderHeader = { [LEADER_HEADER]: String(leader.id) };
   const authority = leader.httpAddress === null ? null : httpAuthority(leader.httpAddress);
   if (authority === null) return errorReply('not_leader', failure.message, { leader }, leaderHeader);
-  const location = `http://${authority}${pathAndQuery}`;
+  const location = `${scheme}://${authority}${pathAndQuery}`;
   return errorReply('not_leader', failure.message, { leader }, { ...leaderHeader, location }, 307);
 }
 

@@ -18,8 +18,14 @@
  * Every resource is bounded: the body (read in chunks and refused with 413 the moment it crosses
  * the limit, never buffered past it), headers (bytes, count, time), the whole request's arrival
  * time, idle keep-alive time, and connections.
+ *
+ * Access (`access`): with a client token configured, every request but `GET /healthz` must carry
+ * `Authorization: Bearer <token>`, checked before the body is read; others get 401 with
+ * `WWW-Authenticate`. With `tls` the API is HTTPS (node:https) and redirects say `https://`.
  */
 import http from 'node:http';
+import https from 'node:https';
+import type tls from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { assert, assertNever } from '../core/assert.js';
@@ -36,7 +42,9 @@ import {
   requestIdFrom,
   type RequestTarget,
 } from './http-request.js';
-import { errorReply, failureReply, metricsReply, statusReply, successReply, textReply, type Reply } from './http-response.js';
+import { bearerChallenge, errorReply, failureReply, metricsReply, statusReply, successReply, textReply, type Reply } from './http-response.js';
+import { ClientAccess, bearerToken, refusalMessage } from './access.js';
+import { remoteOf } from '../transport/tls.js';
 import type { KvService } from './service.js';
 
 /** Structured logging, pino-compatible (fields first, then the message). */
@@ -69,6 +77,10 @@ export interface HttpApiOptions {
   readonly connectionsMax?: number;
   /** The largest request line plus headers (default 64 KiB: a 4 KiB key percent-encodes to 12 KiB). */
   readonly headerBytesMax?: number;
+  /** Who may use the API (default: everyone who can connect). */
+  readonly access?: ClientAccess;
+  /** Serve HTTPS with these options (certificate and key); default plain HTTP. */
+  readonly tls?: tls.TlsOptions;
 }
 
 /**
@@ -96,6 +108,8 @@ export class HttpApi {
   private readonly requestTimeoutMs: number;
   private readonly connectionsMax: number;
   private readonly headerBytesMax: number;
+  private readonly access: ClientAccess;
+  private readonly scheme: 'http' | 'https';
   /** Responses in progress per socket: a client error must not write into one already begun. */
   private readonly responsesInProgress = new WeakMap<Duplex, Set<http.ServerResponse>>();
   private server: http.Server | null = null;
@@ -110,6 +124,8 @@ export class HttpApi {
     this.requestTimeoutMs = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS_DEFAULT;
     this.connectionsMax = options.connectionsMax ?? CONNECTIONS_MAX_DEFAULT;
     this.headerBytesMax = options.headerBytesMax ?? HEADER_BYTES_MAX_DEFAULT;
+    this.access = options.access ?? new ClientAccess({ token: null, logger: this.logger });
+    this.scheme = options.tls === undefined ? 'http' : 'https';
   }
 
   /** Listens; resolves with the bound address, rejects if it is unavailable. */
@@ -166,17 +182,24 @@ export class HttpApi {
   }
 
   private createServer(): http.Server {
-    const server = http.createServer(
-      {
-        requestTimeout: this.requestTimeoutMs,
-        headersTimeout: Math.min(HEADERS_TIMEOUT_MS_MAX, this.requestTimeoutMs),
-        keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
-        connectionsCheckingInterval: Math.min(TIMEOUT_CHECK_INTERVAL_MS_MAX, this.requestTimeoutMs),
-        maxHeaderSize: this.headerBytesMax,
-        noDelay: true,
-      },
-      (request, response) => this.handle(request, response),
-    );
+    const options: http.ServerOptions = {
+      requestTimeout: this.requestTimeoutMs,
+      headersTimeout: Math.min(HEADERS_TIMEOUT_MS_MAX, this.requestTimeoutMs),
+      keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
+      connectionsCheckingInterval: Math.min(TIMEOUT_CHECK_INTERVAL_MS_MAX, this.requestTimeoutMs),
+      maxHeaderSize: this.headerBytesMax,
+      noDelay: true,
+    };
+    const handler = (request: http.IncomingMessage, response: http.ServerResponse): void => this.handle(request, response);
+    let server: http.Server;
+    if (this.options.tls === undefined) {
+      server = http.createServer(options, handler);
+    } else {
+      const secure = https.createServer({ handshakeTimeout: HEADERS_TIMEOUT_MS_MAX, ...this.options.tls, ...options }, handler);
+      // A plaintext client, or one that does not trust our certificate: Node closes the socket.
+      secure.on('tlsClientError', (error: Error, socket: tls.TLSSocket) => this.access.tlsFailed('http', error, remoteOf(socket)));
+      server = secure;
+    }
     server.maxHeadersCount = HEADERS_COUNT_MAX;
     server.maxConnections = this.connectionsMax;
     server.on('checkContinue', (request, response) => this.handleExpectContinue(request, response));
@@ -208,20 +231,35 @@ export class HttpApi {
    */
   private handleExpectContinue(request: http.IncomingMessage, response: http.ServerResponse): void {
     const declared = declaredBodyBytes(request);
-    if (declared === null || declared <= this.bodyBytesMax) {
+    // Neither an unauthorized client nor an oversized body is invited to send the body.
+    const refused = this.refusal(request) ?? (declared !== null && declared > this.bodyBytesMax ? errorReply('too_large', `request body is over ${this.bodyBytesMax} bytes`) : null);
+    if (refused === null) {
       response.writeContinue();
       this.handle(request, response);
       return;
     }
     this.trackResponse(request.socket, response);
-    const reply = errorReply('too_large', `request body is over ${this.bodyBytesMax} bytes`);
-    writeHead(response, reply, true);
-    response.end(reply.body);
+    writeHead(response, refused, true);
+    response.end(refused.body);
+  }
+
+  /**
+   * The 401 for a request that needs a token and lacks the right one; null when it may proceed.
+   * `/healthz` is open: it says only that the process answers, and probes rarely hold secrets.
+   */
+  private refusal(request: http.IncomingMessage): Reply | null {
+    if (!this.access.tokenRequired || isHealthCheck(request.url)) return null;
+    const reason = this.access.admit('http', bearerToken(request.headers.authorization), remoteOf(request.socket));
+    if (reason === null) return null;
+    return errorReply('unauthorized', refusalMessage(reason), {}, { 'www-authenticate': bearerChallenge(reason === 'bad-token') });
   }
 
   /** The reply to `request`, or null when the client is gone. Never rejects. */
   private async answer(request: http.IncomingMessage): Promise<Reply | null> {
     try {
+      // Before the body: an unauthorized client does not get to make us read a megabyte.
+      const refused = this.refusal(request);
+      if (refused !== null) return refused;
       const body = await readBody(request, this.bodyBytesMax);
       return await this.route(request, body);
     } catch (error) {
@@ -253,9 +291,9 @@ export class HttpApi {
     const id = requestIdFrom(request);
     const pathAndQuery = target.rawQuery.length === 0 ? target.path : `${target.path}?${target.rawQuery}`;
     const invalid = validateOperation(operation);
-    if (invalid !== null) return failureReply(invalid, pathAndQuery);
+    if (invalid !== null) return failureReply(invalid, pathAndQuery, this.scheme);
     const result = await this.service.submit(operation, id);
-    return result.ok ? successReply(operation, result) : failureReply(result, pathAndQuery);
+    return result.ok ? successReply(operation, result) : failureReply(result, pathAndQuery, this.scheme);
   }
 
   private replyToError(error: unknown, request: http.IncomingMessage): Reply | null {
@@ -345,6 +383,15 @@ export class HttpApi {
     const [code, status] = clientErrorStatus(error.code);
     this.logger.warn({ code: error.code, reason: error.message }, 'refused a malformed or slow http request');
     socket.end(rawResponse(errorReply(code, clientErrorMessage(status), {}, {}, status)), () => socket.destroy());
+  }
+}
+
+/** Whether a request target is the health check (parsed the way routing parses it). */
+function isHealthCheck(url: string | undefined): boolean {
+  try {
+    return matchRoute(parseTarget(url ?? '/').path).kind === 'health';
+  } catch {
+    return false;
   }
 }
 

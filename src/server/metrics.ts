@@ -4,6 +4,7 @@
  * (roles, slots, lag, round trips) are read from the node when scraped.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { TransportStats } from '../transport/transport.js';
 
 /** What the gauges read at scrape time. */
 export interface MetricsSource {
@@ -14,6 +15,8 @@ export interface MetricsSource {
   keys(): number;
   /** Per peer: lag in slots (leader only) and last heartbeat round trip in seconds. */
   peers(): readonly { id: number; lagSlots: number | null; rttSeconds: number | null; connected: boolean }[];
+  /** The transport's counters: refused handshakes and dropped messages. */
+  transport(): TransportStats;
 }
 
 export class NodeMetrics {
@@ -28,6 +31,7 @@ export class NodeMetrics {
   readonly fsyncRecords: Histogram;
   readonly leaderChanges: Counter;
   readonly readIndexRequests: Counter<'result'>;
+  readonly clientAuthFailures: Counter<'api' | 'reason'>;
 
   constructor(nodeId: number, source: MetricsSource, options: { processMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -84,7 +88,40 @@ export class NodeMetrics {
       labelNames: ['result'],
       registers,
     });
+    this.clientAuthFailures = new Counter({
+      name: 'synod_client_auth_failures_total',
+      help: 'Clients refused, by API (binary, http) and reason (missing-token, bad-token, tls-handshake).',
+      labelNames: ['api', 'reason'],
+      registers,
+    });
     this.stateGauges(source, registers);
+    this.peerSecurityCounters(source, registers);
+  }
+
+  /** The transport counts refusals and drops itself; these counters mirror it at scrape time. */
+  private peerSecurityCounters(source: MetricsSource, registers: Registry[]): void {
+    new Counter({
+      name: 'synod_peer_auth_failures_total',
+      help: 'Peer connections refused at the handshake, by reason (bad-proof, unknown-node, wrong-cluster, tls, ...), either direction.',
+      labelNames: ['reason'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [reason, count] of Object.entries(source.transport().authFailuresByReason)) this.inc({ reason }, count);
+      },
+    });
+    new Counter({
+      name: 'synod_peer_dropped_messages_total',
+      help: 'Messages to or from a peer dropped, by reason (wrong-sender and wrong-recipient: forged on an authenticated link; malformed; queue-full; ...).',
+      labelNames: ['peer', 'reason'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [peer, stats] of source.transport().peers) {
+          for (const [reason, count] of Object.entries(stats.droppedByReason)) this.inc({ peer: String(peer), reason }, count);
+        }
+      },
+    });
   }
 
   private stateGauges(source: MetricsSource, registers: Registry[]): void {

@@ -31,6 +31,8 @@ import { ConfigError, formatHostPort, type NodeConfig } from './config.js';
 import { DataDirLock } from './lock.js';
 import { NodeMetrics } from './metrics.js';
 import { DataCorruptionError, WAL_DIRECTORY, beginRejoin, endRejoin, rejoinPending } from './rejoin.js';
+import type { ClientApi, ClientRefusal } from './access.js';
+import { loadTlsMaterial, type TlsMaterial } from './tls-files.js';
 import type {
   KvService,
   NodeEndpoint,
@@ -56,6 +58,8 @@ export interface SynodNodeOptions {
   readonly rejoin?: boolean;
   /** Tests only: sees the storage once opened (disk-fault tests read its durable end). */
   readonly onStorageOpened?: (storage: FileStorage) => void;
+  /** The TLS files of `config`, already read (default: read them here; null: TLS off). */
+  readonly tlsMaterial?: TlsMaterial | null;
 }
 
 /** What the node keeps of its disk and replica to finish a rejoin (null when not rejoining). */
@@ -129,6 +133,7 @@ export class SynodNode implements KvService {
       { level: config.logLevel, base: { pid: process.pid, node: config.id }, mixin: () => ({ ballot }) },
       options.logStream ?? destination(1),
     );
+    const tlsMaterial = options.tlsMaterial === undefined ? loadTlsMaterial(config) : options.tlsMaterial;
     const lock = await DataDirLock.acquire(config.dataDir);
     try {
       const rejoining = await SynodNode.prepareRejoin(config, options, logger);
@@ -158,6 +163,7 @@ export class SynodNode implements KvService {
         listen: self.peer,
         peers: new Map(config.members.filter((member) => member.id !== config.id).map((member) => [member.id, member.peer])),
         logger: logger.child({ component: 'transport' }),
+        ...(tlsMaterial === null ? {} : { tls: { ...tlsMaterial, mutual: config.tlsPeerMutual } }),
       });
       let node: SynodNode | null = null;
       const driver = new NodeDriver({
@@ -183,7 +189,7 @@ export class SynodNode implements KvService {
         created.sweep();
       }, SWEEP_MS);
       logger.info(
-        { members: config.members.length, peer: formatHostPort(self.peer), readMode: config.readMode, recoveredMaxSlot: driver.status().maxSlot },
+        { members: config.members.length, peer: formatHostPort(self.peer), peerTls: transport.tls, readMode: config.readMode, recoveredMaxSlot: driver.status().maxSlot },
         'node started',
       );
       return created;
@@ -540,8 +546,14 @@ export class SynodNode implements KvService {
       });
   }
 
+  /** Counts a refused client in the node's metrics (the front ends decide; the node keeps the count). */
+  countClientRefusal(api: ClientApi, reason: ClientRefusal): void {
+    this.metricsRegistry.clientAuthFailures.inc({ api, reason });
+  }
+
   private metricsSource() {
     return {
+      transport: () => this.transport.stats(),
       isLeader: () => this.driver.status().role === 'leader',
       firstUnchosen: () => this.driver.status().firstUnchosen,
       appliedIndex: () => this.appliedIndex,

@@ -14,6 +14,8 @@ import type { KvCurrent, KvOperation, KvSuccess } from '../kv/ops.js';
  * - `unavailable`: the node cannot serve now (no quorum, stopping, failed storage). Nothing changed
  *   by this attempt unless it was a write already proposed; then as `timeout`.
  * - `overloaded`: a bounded queue is full; retry later. Nothing changed.
+ * - `unauthorized`: the node requires a client token and none, or a wrong one, was presented.
+ *   Nothing changed; retrying with the same credentials will not help.
  */
 export type ServiceErrorCode =
   | 'cas_failed'
@@ -22,7 +24,8 @@ export type ServiceErrorCode =
   | 'not_leader'
   | 'timeout'
   | 'unavailable'
-  | 'overloaded';
+  | 'overloaded'
+  | 'unauthorized';
 
 export const SERVICE_ERROR_CODES: readonly ServiceErrorCode[] = [
   'cas_failed',
@@ -32,6 +35,7 @@ export const SERVICE_ERROR_CODES: readonly ServiceErrorCode[] = [
   'timeout',
   'unavailable',
   'overloaded',
+  'unauthorized',
 ];
 
 /** Where a node can be reached by clients. Addresses are `host:port`; null when not served. */

@@ -4,7 +4,8 @@
  * its frames to the transport. Both close on any protocol violation and never throw from a socket
  * event handler (untrusted input is a counted, logged event, not an exception).
  */
-import net from 'node:net';
+import type net from 'node:net';
+import type tls from 'node:tls';
 import { assert } from '../core/assert.js';
 import type { NodeId } from '../core/ballot.js';
 import { FrameDecoder, encodeFrame } from './framing.js';
@@ -22,6 +23,7 @@ import {
   makeNonce,
   proofMatches,
 } from './handshake.js';
+import { dialStream, isTlsError } from './tls.js';
 import {
   FrameTooLargeError,
   HandshakeError,
@@ -44,6 +46,8 @@ export interface LinkContext {
   readonly logger: TransportLogger;
   readonly random: () => number;
   readonly nodeCounters: NodeCounters;
+  /** TLS options for dialing peers; null for plain TCP. */
+  readonly dialTls: tls.ConnectionOptions | null;
 }
 
 /** Bytes of queued frames written per `socket.write`: big enough to amortise, small enough to interleave. */
@@ -108,12 +112,17 @@ export class OutboundLink {
     this.reconnectTimer = null;
     this.counters.state = 'connecting';
     this.decoder = new FrameDecoder(HANDSHAKE_FRAME_BYTES_MAX);
-    const socket = net.connect({ host: this.address.host, port: this.address.port });
+    const { socket, readyEvent } = dialStream(this.address, this.context.dialTls);
     this.socket = socket;
     socket.setNoDelay(true);
-    socket.on('connect', () => this.sendHello(socket));
+    socket.on(readyEvent, () => this.sendHello(socket));
     socket.on('data', (chunk: Buffer) => this.onData(socket, chunk));
     socket.on('error', (error) => {
+      // A TLS failure (the peer's certificate does not verify) is a refusal; 'close' follows.
+      if (isTlsError(error)) {
+        authFailure(this.context, new HandshakeError('tls', `TLS with the peer failed: ${error.message}`), { peerId: this.peerId });
+        return;
+      }
       // Refused or reset connections are routine while a peer restarts; 'close' follows.
       this.context.logger.info({ nodeId: this.context.nodeId, peerId: this.peerId, error: error.message }, 'connection to peer failed');
     });
@@ -268,7 +277,8 @@ export class InboundConnection {
   private dialerNonce: Uint8Array = new Uint8Array(0);
   private listenerNonce: Uint8Array = new Uint8Array(0);
   private readonly handshakeTimer: NodeJS.Timeout;
-  private readonly remoteAddress: string;
+  /** The dialer's `host:port`, for logs. */
+  readonly remoteAddress: string;
 
   constructor(
     private readonly context: LinkContext,

@@ -10,15 +10,26 @@
  * handler. Outgoing messages wait in a per-peer queue bounded by `peerQueueBytesMax`; when it is
  * full the new message is dropped and counted, because Paxos recovers from loss but no process
  * recovers from unbounded memory.
+ *
+ * With `tls` set, every connection is TLS (node:tls) under the same handshake: each side verifies
+ * the other's certificate against the cluster CA (the dialer always; the listener too when
+ * `mutual`), so frames are private and tamper-evident on the wire, and a dialer without a
+ * certificate from the CA does not even reach the HMAC exchange under mutual TLS.
+ *
+ * Refusals and forged frames are counted (`stats()`) and logged with the remote address; the
+ * logger is rate-limited per message (`LimitedLogger`) so that nobody can flood the log.
  */
-import net from 'node:net';
+import type net from 'node:net';
+import type tls from 'node:tls';
 import { assert } from '../core/assert.js';
 import { isValidNodeId, type NodeId } from '../core/ballot.js';
 import type { Message } from '../core/multipaxos/types.js';
 import { decodeMessage, encodeMessage } from './codec.js';
 import { FRAME_BYTES_MAX_DEFAULT } from './framing.js';
 import { CLUSTER_ID_BYTES_MAX, SECRET_BYTES_MIN } from './handshake.js';
+import { LimitedLogger } from './log-limit.js';
 import { InboundConnection, OutboundLink, type LinkContext } from './tcp-connection.js';
+import { createStreamServer } from './tls.js';
 import {
   NodeCounters,
   PeerCounters,
@@ -35,6 +46,17 @@ import {
 export interface TcpAddress {
   readonly host: string;
   readonly port: number;
+}
+
+/** TLS for peer links. PEM strings or buffers, as node:tls takes them. */
+export interface PeerTlsOptions {
+  /** This node's certificate (chain): presented when listening, and when dialing under mutual TLS. */
+  readonly cert: string | Buffer;
+  readonly key: string | Buffer;
+  /** The CA bundle peers' certificates must chain to. A peer's certificate must name its host. */
+  readonly ca: string | Buffer;
+  /** Whether a listener also requires and verifies the dialer's certificate (default false). */
+  readonly mutual?: boolean;
 }
 
 /** Options of a `TcpTransport`. Limits have defaults suited to a small cluster on a LAN. */
@@ -58,6 +80,8 @@ export interface TcpTransportOptions {
   /** How long a connection may take to authenticate before it is closed (default 5 s). */
   readonly handshakeTimeoutMs?: number;
   readonly logger?: TransportLogger;
+  /** TLS on every peer connection (default: plain TCP). The HMAC handshake runs inside it. */
+  readonly tls?: PeerTlsOptions;
   /** The source of reconnect jitter in [0, 1) (default `Math.random`); injectable for tests. */
   readonly random?: () => number;
 }
@@ -67,6 +91,7 @@ export class TcpTransport implements Transport {
   readonly nodeId: NodeId;
   private readonly context: LinkContext;
   private readonly listenAddress: TcpAddress;
+  private readonly listenTls: tls.TlsOptions | null;
   private readonly handlers: MessageHandler[] = [];
   private readonly counters = new Map<NodeId, PeerCounters>();
   private readonly nodeCounters = new NodeCounters();
@@ -91,16 +116,31 @@ export class TcpTransport implements Transport {
       reconnectDelayMsMin: options.reconnectDelayMsMin ?? 50,
       reconnectDelayMsMax: options.reconnectDelayMsMax ?? 5_000,
       handshakeTimeoutMs: options.handshakeTimeoutMs ?? 5_000,
-      logger: options.logger ?? silentLogger,
+      logger: new LimitedLogger(options.logger ?? silentLogger),
       random: options.random ?? Math.random,
       nodeCounters: this.nodeCounters,
+      dialTls: options.tls === undefined ? null : { ca: options.tls.ca, cert: options.tls.cert, key: options.tls.key },
     };
+    const mutual = options.tls?.mutual === true;
+    this.listenTls = options.tls === undefined ? null : {
+      cert: options.tls.cert, key: options.tls.key, ca: options.tls.ca,
+      requestCert: mutual, rejectUnauthorized: mutual,
+      handshakeTimeout: this.context.handshakeTimeoutMs,
+    };
+  }
+
+  /** Whether peer links use TLS. */
+  get tls(): boolean {
+    return this.listenTls !== null;
   }
 
   /** Listens, then dials every peer. Rejects if the listen address is unavailable. */
   async start(): Promise<void> {
     assert(this.state === 'new', 'TcpTransport.start called twice or after stop');
-    const server = net.createServer((socket) => this.accept(socket));
+    const server = createStreamServer(this.listenTls, (socket) => this.accept(socket), (error, remote) => {
+      this.nodeCounters.authFailure('tls');
+      this.context.logger.warn({ nodeId: this.nodeId, remote, reason: 'tls', error: error.message }, 'peer refused: handshake failed');
+    });
     // Bounds sockets held by unauthenticated clients: two per peer (one lingering) plus slack.
     server.maxConnections = 2 * this.context.peers.size + 16;
     this.server = server;
@@ -202,18 +242,18 @@ export class TcpTransport implements Transport {
     } catch (error) {
       if (!(error instanceof WireDecodeError)) throw error;
       counters.drop('malformed');
-      this.context.logger.warn({ nodeId: this.nodeId, peerId, error: error.message }, 'malformed message from peer; closing connection');
+      this.context.logger.warn({ nodeId: this.nodeId, peerId, remote: connection.remoteAddress, error: error.message }, 'malformed message from peer; closing connection');
       connection.close();
       return;
     }
     if (message.from !== peerId) {
       counters.drop('wrong-sender');
-      this.context.logger.warn({ nodeId: this.nodeId, peerId, claimed: message.from }, 'message claims another sender; dropped');
+      this.context.logger.warn({ nodeId: this.nodeId, peerId, remote: connection.remoteAddress, claimed: message.from, type: message.type }, 'message claims another sender; dropped');
       return;
     }
     if (message.to !== this.nodeId) {
       counters.drop('wrong-recipient');
-      this.context.logger.warn({ nodeId: this.nodeId, peerId, to: message.to }, 'message addressed to another node; dropped');
+      this.context.logger.warn({ nodeId: this.nodeId, peerId, remote: connection.remoteAddress, to: message.to, type: message.type }, 'message addressed to another node; dropped');
       return;
     }
     counters.received += 1;
@@ -243,4 +283,10 @@ function validateOptions(options: TcpTransportOptions): void {
   positive(options.handshakeTimeoutMs, 'handshakeTimeoutMs');
   if ((options.reconnectDelayMsMin ?? 50) > (options.reconnectDelayMsMax ?? 5_000)) fail('reconnectDelayMsMin exceeds reconnectDelayMsMax');
   if ((options.frameBytesMax ?? 0) > 0xffff_ffff) fail('frameBytesMax exceeds the u32 length prefix');
+  if (options.tls !== undefined) {
+    for (const field of ['cert', 'key', 'ca'] as const) {
+      const value = options.tls[field];
+      if ((typeof value !== 'string' && !Buffer.isBuffer(value)) || value.length === 0) fail(`tls.${field} must be a non-empty PEM string or buffer`);
+    }
+  }
 }

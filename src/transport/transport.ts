@@ -46,7 +46,9 @@ export type AuthFailureReason =
   | 'malformed-handshake'
   | 'handshake-timeout'
   | 'handshake-abandoned'
-  | 'duplicate-handshake';
+  | 'duplicate-handshake'
+  /** The TLS handshake failed: a plaintext dialer, an untrusted certificate, a timeout. */
+  | 'tls';
 
 /** The state of the outbound (sending) connection to one peer. */
 export type ConnectionState = 'idle' | 'connecting' | 'handshaking' | 'connected' | 'backoff' | 'stopped';
