@@ -89,7 +89,8 @@ export class SynodNode implements KvService {
   private lastLeader: NodeId | null = null;
   private sweeper: NodeJS.Timeout | null = null;
   private stopping = false;
-  private readonly startedAt = Date.now();
+  /** Monotonic: a wall-clock jump back must not make the uptime negative (the status encoder refuses that). */
+  private readonly startedAt = performance.now();
 
   private constructor(
     readonly config: NodeConfig,
@@ -221,7 +222,7 @@ export class SynodNode implements KvService {
       keys: this.kv.stateMachineSize().keys,
       peers: this.peerStatuses(),
       readMode: this.config.readMode,
-      uptimeMs: Date.now() - this.startedAt,
+      uptimeMs: Math.round(performance.now() - this.startedAt),
     };
   }
 
