@@ -24,6 +24,7 @@ import type { CommittedEntry, ProposeResult, ReadIndexResult } from '../core/mul
 import { encodeOperation, isReadOperation, validateOperation, type KvOperation, type KvReadOperation, type KvResult } from '../kv/ops.js';
 import { KvStateMachine } from '../kv/state-machine.js';
 import { NodeDriver } from '../node/driver.js';
+import type { LogStorage } from '../storage/adapter.js';
 import { FileStorage } from '../storage/file.js';
 import { TcpTransport } from '../transport/tcp.js';
 import { formatHostPort, type NodeConfig } from './config.js';
@@ -47,6 +48,11 @@ export interface SynodNodeOptions {
   readonly onFatal?: (error: unknown) => void;
   /** Register Node.js process metrics (default true; off when several nodes share a process). */
   readonly processMetrics?: boolean;
+  /**
+   * Fault testing only (`synod torture`, see src/torture/fault-control.ts): wraps the log storage,
+   * e.g. to slow its fsyncs. Absent in production, where the node uses the file storage directly.
+   */
+  readonly wrapStorage?: (storage: LogStorage) => LogStorage;
 }
 
 /** A request waiting for its answer. `done` is set once answered (by result, error or deadline). */
@@ -115,9 +121,10 @@ export class SynodNode implements KvService {
     );
     const lock = await DataDirLock.acquire(config.dataDir);
     try {
-      const storage = await FileStorage.open(join(config.dataDir, 'wal'), {
+      const fileStorage = await FileStorage.open(join(config.dataDir, 'wal'), {
         logger: { warn: (message: string) => logger.warn({ component: 'storage' }, message) },
       });
+      const storage = options.wrapStorage === undefined ? fileStorage : options.wrapStorage(fileStorage);
       const state = storage.state();
       const replica = new Replica(
         {
