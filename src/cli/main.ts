@@ -4,7 +4,8 @@
  * - `start`    run one node; `cluster` run a local cluster of node processes;
  * - `put`, `get`, `del`, `cas`, `list`, `status`: the client;
  * - `sim`      run the deterministic simulator (many seeds, or one seed with trace/history);
- * - `scenario` run one scripted scenario of SCENARIOS.md (S1..S6) and print its trace and verdict.
+ * - `scenario` run one scripted scenario of SCENARIOS.md (S1..S6) and print its trace and verdict;
+ * - `torture`  fault-test a real local cluster (kills, pauses, partitions, slow disk, clock jumps).
  */
 import { writeFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
@@ -15,11 +16,13 @@ import { scenarioById, scenarioIds } from '../sim/scenarios/registry.js';
 import { registerClientCommands } from './client-commands.js';
 import { integer } from './options.js';
 import { registerServerCommands } from './server-commands.js';
+import { registerTortureCommand } from './torture-command.js';
 
 const program = new Command();
 program.name('synod').description('Paxos consensus: a replicated key-value store, its simulator and scenarios').showHelpAfterError();
 registerServerCommands(program);
 registerClientCommands(program);
+registerTortureCommand(program);
 
 program
   .command('sim')
