@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { formatHistory } from '../check/history.js';
 import { checkHistory, type HistoryVerdict } from './checks.js';
 import { TortureCluster } from './cluster.js';
-import { FAULT_KINDS, Nemesis, describeSpec, planFaults, type FaultKind } from './nemesis.js';
+import { FAULT_KINDS, Nemesis, describeSpec, planFaults, type FaultEpisode, type FaultKind } from './nemesis.js';
 import { Workload } from './workload.js';
 
 export interface TortureOptions {
@@ -122,26 +122,9 @@ export async function runTorture(options: TortureOptions): Promise<TortureReport
     process.removeListener('SIGTERM', killOnSignal);
     process.removeListener('exit', killOnExit);
   }
-  for (const exit of cluster.unexpectedExits) {
-    failures.push(`node ${exit.id} exited on its own while ${exit.during === 'start' ? 'starting' : 'running'} (${exit.signal ?? `code ${exit.code}`}); log: ${exit.log}`);
-  }
-
-  log(`checking ${workload.history.length} operations...`);
-  const verdict = checkHistory(workload.history);
-  log(`checked in ${verdict.checkMs} ms: linearizable ${verdict.linearizable}, lost acknowledged writes ${verdict.lostAcknowledgedWrites}`);
-  if (verdict.linearizable !== true) failures.push(`history not linearizable (${verdict.linearizable}): ${verdict.explanation ?? ''}`);
-  for (const lost of verdict.lost.slice(0, 10)) {
-    failures.push(`lost acknowledged write: ${JSON.stringify(lost.write)} — final read ${JSON.stringify(lost.read)}`);
-  }
-  if (!converged) failures.push('replicas did not converge after healing');
-
+  const verdict = judge(workload, cluster, converged, failures, log);
   const passed = failures.length === 0;
-  let historyPath = options.historyPath ?? null;
-  if (historyPath === null && !passed) historyPath = join(dir, 'history.jsonl');
-  if (historyPath !== null) writeFileSync(historyPath, formatHistory(workload.history));
-  const kept = !passed || options.keep === true;
-  if (kept) writeFileSync(join(dir, 'nemesis.log'), `${plan.map((episode) => `plan ${episode.startMs} ms +${episode.durationMs} ms: ${describeSpec(episode.spec)}`).join('\n')}\n${nemesisLines.join('\n')}\n`);
-  else rmSync(dir, { recursive: true, force: true });
+  const { historyPath, kept } = saveArtifacts(options, dir, passed, workload, plan, nemesisLines);
 
   const faultsByKind = Object.fromEntries(FAULT_KINDS.map((kind) => [kind, nemesis.started.get(kind) ?? 0])) as Record<FaultKind, number>;
   return {
@@ -163,6 +146,47 @@ export async function runTorture(options: TortureOptions): Promise<TortureReport
     dir,
     kept,
   };
+}
+
+/** Checks the history and collects every reason the run failed. */
+function judge(workload: Workload, cluster: TortureCluster, converged: boolean, failures: string[], log: (line: string) => void): HistoryVerdict {
+  for (const exit of cluster.unexpectedExits) {
+    failures.push(`node ${exit.id} exited on its own while ${exit.during === 'start' ? 'starting' : 'running'} (${exit.signal ?? `code ${exit.code}`}); log: ${exit.log}`);
+  }
+  log(`checking ${workload.history.length} operations...`);
+  const verdict = checkHistory(workload.history);
+  log(`checked in ${verdict.checkMs} ms: linearizable ${verdict.linearizable}, lost acknowledged writes ${verdict.lostAcknowledgedWrites}`);
+  if (verdict.linearizable !== true) failures.push(`history not linearizable (${verdict.linearizable}): ${verdict.explanation ?? ''}`);
+  for (const lost of verdict.lost.slice(0, 10)) {
+    failures.push(`lost acknowledged write: ${JSON.stringify(lost.write)} — final read ${JSON.stringify(lost.read)}`);
+  }
+  if (!converged) failures.push('replicas did not converge after healing');
+  return verdict;
+}
+
+/**
+ * Writes the history (where asked, and into the run directory on failure) and the nemesis log;
+ * removes the run directory of a passing run unless asked to keep it.
+ */
+function saveArtifacts(
+  options: TortureOptions,
+  dir: string,
+  passed: boolean,
+  workload: Workload,
+  plan: readonly FaultEpisode[],
+  nemesisLines: readonly string[],
+): { historyPath: string | null; kept: boolean } {
+  let historyPath = options.historyPath ?? null;
+  if (historyPath === null && !passed) historyPath = join(dir, 'history.jsonl');
+  if (historyPath !== null) writeFileSync(historyPath, formatHistory(workload.history));
+  const kept = !passed || options.keep === true;
+  if (!kept) {
+    rmSync(dir, { recursive: true, force: true });
+    return { historyPath, kept };
+  }
+  const planLines = plan.map((episode) => `plan ${episode.startMs} ms +${episode.durationMs} ms: ${describeSpec(episode.spec)}`);
+  writeFileSync(join(dir, 'nemesis.log'), `${[...planLines, ...nemesisLines].join('\n')}\n`);
+  return { historyPath, kept };
 }
 
 /** The fault phase: clients and nemesis for the duration, with a progress line now and then. */
