@@ -6,6 +6,7 @@
  * - `sim`      run the deterministic simulator (many seeds, or one seed with trace/history);
  * - `scenario` run one scripted scenario of SCENARIOS.md (S1..S6) and print its trace and verdict;
  * - `bench`    closed-loop throughput and latency, optionally against etcd and ZooKeeper.
+ * - `torture`  fault-test a real local cluster (kills, pauses, partitions, slow disk, clock jumps).
  */
 import { writeFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
@@ -17,12 +18,14 @@ import { registerBenchCommand } from './bench-command.js';
 import { registerClientCommands } from './client-commands.js';
 import { integer } from './options.js';
 import { registerServerCommands } from './server-commands.js';
+import { registerTortureCommand } from './torture-command.js';
 
 const program = new Command();
 program.name('synod').description('Paxos consensus: a replicated key-value store, its simulator and scenarios').showHelpAfterError();
 registerServerCommands(program);
 registerClientCommands(program);
 registerBenchCommand(program);
+registerTortureCommand(program);
 
 program
   .command('sim')

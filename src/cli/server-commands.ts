@@ -18,6 +18,7 @@ import {
 } from '../server/config.js';
 import { SynodServer } from '../server/server.js';
 import { SynodClient } from '../client/index.js';
+import { FaultControl } from '../torture/fault-control.js';
 import { errorMessage, fail, integer } from './options.js';
 
 /** What `synod cluster` writes to `<data>/cluster.json` for the client commands and for people. */
@@ -162,13 +163,17 @@ function readSecret(file: string | undefined): string | undefined {
 async function runStart(options: StartOptions): Promise<void> {
   let server: SynodServer;
   try {
+    // Null unless `synod torture` started this node (SYNOD_FAULT_CONTROL=1 and an IPC channel).
+    const faultControl = FaultControl.fromEnvironment();
     server = await SynodServer.start(startConfig(options), {
       rejoin: options.rejoin === true,
       onFatal: (error) => {
         console.error(`synod: node failed: ${errorMessage(error)}`);
         process.exit(1);
       },
+      ...faultControl?.nodeOptions(),
     });
+    faultControl?.attach(server.node);
   } catch (error) {
     fail(errorMessage(error));
     return;

@@ -25,6 +25,7 @@ import { encodeOperation, isReadOperation, validateOperation, type KvOperation, 
 import { KvStateMachine } from '../kv/state-machine.js';
 import { NodeDriver } from '../node/driver.js';
 import { StorageCorruptionError } from '../storage/errors.js';
+import type { LogStorage } from '../storage/adapter.js';
 import { FileStorage } from '../storage/file.js';
 import { TcpTransport } from '../transport/tcp.js';
 import { ConfigError, formatHostPort, type NodeConfig } from './config.js';
@@ -60,12 +61,17 @@ export interface SynodNodeOptions {
   readonly onStorageOpened?: (storage: FileStorage) => void;
   /** The TLS files of `config`, already read (default: read them here; null: TLS off). */
   readonly tlsMaterial?: TlsMaterial | null;
+  /**
+   * Fault testing only (`synod torture`, see src/torture/fault-control.ts): wraps the log storage,
+   * e.g. to slow its fsyncs. Absent in production, where the node uses the file storage directly.
+   */
+  readonly wrapStorage?: (storage: LogStorage) => LogStorage;
 }
 
 /** What the node keeps of its disk and replica to finish a rejoin (null when not rejoining). */
 interface RejoinInProgress {
   readonly replica: Replica;
-  readonly storage: FileStorage;
+  readonly storage: LogStorage;
   finishing: boolean;
 }
 
@@ -110,7 +116,8 @@ export class SynodNode implements KvService {
   private sweeper: NodeJS.Timeout | null = null;
   private stopping = false;
   private rejoining: RejoinInProgress | null = null;
-  private readonly startedAt = Date.now();
+  /** Monotonic: a wall-clock jump back must not make the uptime negative (the status encoder refuses that). */
+  private readonly startedAt = performance.now();
 
   private constructor(
     readonly config: NodeConfig,
@@ -137,8 +144,9 @@ export class SynodNode implements KvService {
     const lock = await DataDirLock.acquire(config.dataDir);
     try {
       const rejoining = await SynodNode.prepareRejoin(config, options, logger);
-      const storage = await SynodNode.openStorage(config, logger);
-      options.onStorageOpened?.(storage);
+      const fileStorage = await SynodNode.openStorage(config, logger);
+      options.onStorageOpened?.(fileStorage);
+      const storage = options.wrapStorage === undefined ? fileStorage : options.wrapStorage(fileStorage);
       const state = storage.state();
       const replica = new Replica(
         {
@@ -284,7 +292,7 @@ export class SynodNode implements KvService {
       keys: this.kv.stateMachineSize().keys,
       peers: this.peerStatuses(),
       readMode: this.config.readMode,
-      uptimeMs: Date.now() - this.startedAt,
+      uptimeMs: Math.round(performance.now() - this.startedAt),
     };
   }
 
