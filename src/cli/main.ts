@@ -38,9 +38,13 @@ program
   .option('--trace', 'print the events of --seed')
   .option('--no-faults', 'turn fault injection off')
   .addOption(new Option('--read-mode <mode>', 'how gets are served: read index, or through the log').choices(['index', 'log']).default('index'))
+  .option('--pipeline-depth <slots>', 'the leader\'s window of slots in flight (default: the core\'s 64; nodes run with 1)', integer('--pipeline-depth', 1))
   .addOption(new Option('--disk-loss <mode>', 'crashed nodes sometimes lose their disk and rejoin (or restart empty: amnesia, unsafe)').choices(['rejoin', 'amnesia']))
-  .action((options: { seeds?: number; start: number; seed?: number; nodes: number; history?: string; trace?: boolean; faults: boolean; readMode: 'index' | 'log'; diskLoss?: 'rejoin' | 'amnesia' }) => {
-    const diskLoss = options.diskLoss === undefined ? {} : { diskLoss: options.diskLoss };
+  .action((options: { seeds?: number; start: number; seed?: number; nodes: number; history?: string; trace?: boolean; faults: boolean; readMode: 'index' | 'log'; diskLoss?: 'rejoin' | 'amnesia'; pipelineDepth?: number }) => {
+    const diskLoss = {
+      ...(options.diskLoss === undefined ? {} : { diskLoss: options.diskLoss }),
+      ...(options.pipelineDepth === undefined ? {} : { pipelineDepthMax: options.pipelineDepth }),
+    };
     if (options.seed !== undefined) {
       const trace = options.trace === true ? (line: string) => process.stdout.write(`${line}\n`) : undefined;
       const result = simulate(options.seed, { nodeCount: options.nodes, faults: options.faults, readMode: options.readMode, ...diskLoss, ...(trace ? { trace } : {}) });

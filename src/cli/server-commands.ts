@@ -48,6 +48,7 @@ interface StartOptions {
   readMode?: 'index' | 'log';
   logLevel?: NodeConfig['logLevel'];
   requestTimeoutMs?: number;
+  pipelineDepth?: number;
   rejoin?: boolean;
   clientBind?: string;
   clientTokenFile?: string;
@@ -84,6 +85,7 @@ export function registerServerCommands(program: Command): void {
     .addOption(new Option('--read-mode <mode>', 'linearizable reads by read index, or through the log').choices(['index', 'log']))
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'silent']))
     .option('--request-timeout-ms <ms>', 'answer timeout after this long', integer('--request-timeout-ms', 1))
+    .option('--pipeline-depth <slots>', 'slots the leader keeps in flight (smaller: bigger batches)', integer('--pipeline-depth', 1))
     .option('--rejoin', 'rebuild this node from its peers (its log is damaged or lost): moves the log aside; needs every other member running')
     .option('--client-bind <host>', 'address the client and HTTP listeners bind (default 127.0.0.1; 0.0.0.0 for every interface)')
     .option('--client-token-file <file>', 'require the client token in this file (or set SYNOD_CLIENT_TOKEN)')
@@ -127,6 +129,7 @@ export function startConfig(options: StartOptions): NodeConfig {
   if (options.readMode !== undefined) Object.assign(overrides, { readMode: options.readMode });
   if (options.logLevel !== undefined) Object.assign(overrides, { logLevel: options.logLevel });
   if (options.requestTimeoutMs !== undefined) Object.assign(overrides, { requestTimeoutMs: options.requestTimeoutMs });
+  if (options.pipelineDepth !== undefined) Object.assign(overrides, { pipelineDepthMax: options.pipelineDepth });
   if (options.clientBind !== undefined) Object.assign(overrides, { clientBind: options.clientBind });
   if (options.tlsCert !== undefined) Object.assign(overrides, { tlsCert: options.tlsCert });
   if (options.tlsKey !== undefined) Object.assign(overrides, { tlsKey: options.tlsKey });

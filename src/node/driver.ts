@@ -1,17 +1,20 @@
 /**
  * The driver: runs a replica's Ready loop on a real clock with real storage and transport.
  *
- *   apply -> send the accept requests -> persist (await durability) -> send the rest -> next Ready
+ *   apply -> send the accept requests -> append (do not wait) -> next Ready
+ *                                        `-> once durable, in Ready order: persisted(ready), send the rest
  *
- * One Ready is in progress at a time. While its records are being made durable, messages keep
- * arriving and are stepped into the replica; they accumulate into the next Ready, so under load
- * one fsync covers the records of many messages and many client commands (group commit) without
- * any timer. Ticks come from an interval timer; the replica never sees the clock.
+ * Readies are pipelined: a new one is taken as soon as there is work, while earlier appends are
+ * still being made durable. The storage writes appends in order and group-commits the ones that
+ * queue up behind an fsync in flight, so under load one fsync covers the records of many Readies
+ * and many client commands, without any timer. A leader's replies therefore wait only for a
+ * quorum, which may be two followers' fsyncs while its own is still running. Ticks come from an
+ * interval timer; the replica never sees the clock.
  */
 import { assert } from '../core/assert.js';
 import type { Command } from '../core/command.js';
 import type { Replica } from '../core/multipaxos/replica.js';
-import { needsDurabilityBeforeSend, type CommittedEntry, type Message, type ProposeResult, type ReadIndexResult, type ReplicaStatus } from '../core/multipaxos/types.js';
+import { type CommittedEntry, type Message, type ProposeResult, type ReadIndexResult, type Ready, type ReplicaStatus } from '../core/multipaxos/types.js';
 import type { NodeId } from '../core/ballot.js';
 import type { LogStorage } from '../storage/adapter.js';
 import type { Transport } from '../transport/transport.js';
@@ -40,6 +43,12 @@ export interface DriverOptions {
   readonly logger?: DriverLogger;
 }
 
+/** A Ready whose `send` may leave once `durable` (its records are on disk, or it needs none there). */
+interface WaitingReady {
+  readonly ready: Ready;
+  durable: boolean;
+}
+
 export interface DriverStats {
   readonly readies: number;
   readonly persistedRecords: number;
@@ -52,13 +61,16 @@ export class NodeDriver {
   private readonly replica: Replica;
   private readonly logger: DriverLogger;
   private ticker: NodeJS.Timeout | null = null;
-  private looping = false;
+  private draining = false;
+  /** Readies handed out and not yet completed, oldest first (from `waitingHead`). */
+  private readonly waiting: WaitingReady[] = [];
+  private waitingHead = 0;
+  /** The latest append: appends finish in order, so stop waits for this one. */
+  private lastAppend: Promise<void> = Promise.resolve();
   private stopped = false;
   private failed = false;
   private appliedThrough = 0;
   private counters = { readies: 0, persistedRecords: 0, appends: 0, messagesSent: 0, entriesApplied: 0 };
-  /** Resolves when the current loop run finishes (for a clean stop). */
-  private idle: Promise<void> = Promise.resolve();
   /** Heartbeat round trips per peer: when the unanswered heartbeat left, and the last measured RTT. */
   private readonly heartbeatSentAt = new Map<NodeId, number>();
   private readonly rtt = new Map<NodeId, number>();
@@ -81,7 +93,7 @@ export class NodeDriver {
     if (this.stopped) return;
     this.stopped = true;
     if (this.ticker !== null) clearInterval(this.ticker);
-    await this.idle;
+    await this.lastAppend.catch(() => undefined); // a failure was already reported
     await this.options.transport.stop();
     await this.options.storage.close();
   }
@@ -146,62 +158,88 @@ export class NodeDriver {
     this.schedule();
   }
 
-  /** Runs the Ready loop unless it is already running; it drains everything ready before exiting. */
+  /**
+   * Drains every Ready the replica has, synchronously; re-entrant calls (a callback proposing) are
+   * picked up by the running drain. Nothing here waits for the disk: a Ready whose records must be
+   * durable first is queued until they are (see `completeDurable`).
+   */
   private schedule(): void {
-    if (this.looping || this.failed || !this.replica.hasReady()) return;
-    this.looping = true;
-    this.idle = this.loop().finally(() => {
-      this.looping = false;
-    });
-  }
-
-  private async loop(): Promise<void> {
+    if (this.draining || this.failed) return;
+    this.draining = true;
     try {
       // Bounded by the work the replica has: each Ready drains what accumulated since the last.
-      while (!this.failed && this.replica.hasReady()) {
-        const ready = this.replica.ready();
-        this.counters.readies += 1;
-        // Chosen entries apply (and their clients hear back) before this Ready's fsync: being
-        // chosen needs none of these records (see the contract on `Ready`).
-        for (const entry of ready.apply) {
-          assert(entry.slot === this.appliedThrough + 1, 'entries are applied in log order, exactly once');
-          this.appliedThrough = entry.slot;
-          this.options.onApply(entry);
-        }
-        this.counters.entriesApplied += ready.apply.length;
-        if (ready.reads.length > 0) this.options.onReads?.(ready.reads);
-        // A leader's accept requests leave now: the followers' fsyncs overlap with ours.
-        for (const message of ready.sendNow) this.options.transport.send(message);
-        this.counters.messagesSent += ready.sendNow.length;
-        if (ready.persist.length > 0) {
-          const started = performance.now();
-          const records = ready.persist.length;
-          this.counters.appends += 1;
-          this.counters.persistedRecords += records;
-          if (needsDurabilityBeforeSend(ready.persist)) {
-            await this.options.storage.append(ready.persist);
-            this.options.onPersist?.(records, performance.now() - started);
-          } else {
-            // Only chosen marks: nothing to wait for; they ride with the next durable append.
-            this.options.storage.append(ready.persist, 'lazy').then(
-              () => this.options.onPersist?.(records, performance.now() - started),
-              (error: unknown) => this.fail(error),
-            );
-          }
-        }
-        this.replica.persisted();
-        // Durable: now the messages may leave.
-        const now = performance.now();
-        for (const message of ready.send) {
-          // The latest heartbeat's send time: acks return long before the next one leaves.
-          if (message.type === 'heartbeat') this.heartbeatSentAt.set(message.to, now);
-          this.options.transport.send(message);
-        }
-        this.counters.messagesSent += ready.send.length;
-        if (this.stopped) return;
-      }
+      while (!this.failed && this.replica.hasReady()) this.handle(this.replica.ready());
     } catch (error: unknown) {
       this.fail(error);
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  private handle(ready: Ready): void {
+    this.counters.readies += 1;
+    // Chosen entries apply (and their clients hear back) before this Ready's fsync: being
+    // chosen needs none of these records (see the contract on `Ready`).
+    for (const entry of ready.apply) {
+      assert(entry.slot === this.appliedThrough + 1, 'entries are applied in log order, exactly once');
+      this.appliedThrough = entry.slot;
+      this.options.onApply(entry);
+    }
+    this.counters.entriesApplied += ready.apply.length;
+    if (ready.reads.length > 0) this.options.onReads?.(ready.reads);
+    // A leader's accept requests leave now: the followers' fsyncs overlap with ours.
+    for (const message of ready.sendNow) this.options.transport.send(message);
+    this.counters.messagesSent += ready.sendNow.length;
+    const waiting: WaitingReady = { ready, durable: true };
+    if (ready.persist.length > 0) {
+      const started = performance.now();
+      const records = ready.persist.length;
+      this.counters.appends += 1;
+      this.counters.persistedRecords += records;
+      const sync = ready.durability === 'sync';
+      // Appends are written in call order; a Ready that needs its records durable waits for them
+      // (and so for every earlier one), while later Readies go ahead (pipelining). A lazy append
+      // gets no fsync of its own: it rides with the next one.
+      const appended = this.options.storage.append(ready.persist, ready.durability);
+      this.lastAppend = appended;
+      waiting.durable = !sync;
+      appended.then(
+        () => {
+          if (this.failed) return;
+          this.options.onPersist?.(records, performance.now() - started);
+          // In seq order (appends finish in order): a leader's own acceptances count from now.
+          this.replica.persisted(ready);
+          if (sync) {
+            waiting.durable = true;
+            this.completeDurable();
+          }
+          this.schedule();
+        },
+        (error: unknown) => this.fail(error),
+      );
+    }
+    this.waiting.push(waiting);
+    this.completeDurable();
+  }
+
+  /** Sends, in Ready order, the messages of every Ready whose records (and all earlier) are durable. */
+  private completeDurable(): void {
+    while (!this.failed && this.waitingHead < this.waiting.length) {
+      const next = this.waiting[this.waitingHead];
+      assert(next !== undefined, 'waiting index in range');
+      if (!next.durable) return;
+      this.waitingHead += 1;
+      const now = performance.now();
+      for (const message of next.ready.send) {
+        // The latest heartbeat's send time: acks return long before the next one leaves.
+        if (message.type === 'heartbeat') this.heartbeatSentAt.set(message.to, now);
+        this.options.transport.send(message);
+      }
+      this.counters.messagesSent += next.ready.send.length;
+    }
+    if (this.waitingHead === this.waiting.length) {
+      this.waiting.length = 0;
+      this.waitingHead = 0;
     }
   }
 

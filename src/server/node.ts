@@ -157,6 +157,7 @@ export class SynodNode implements KvService {
           electionTicksMin: config.electionTicksMin,
           electionTicksMax: config.electionTicksMax,
           heartbeatTicks: config.heartbeatTicks,
+          pipelineDepthMax: config.pipelineDepthMax,
           rejoin: rejoining,
         },
         state,

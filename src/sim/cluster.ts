@@ -14,7 +14,7 @@ import type { Command } from '../core/command.js';
 import { Prng } from '../core/prng.js';
 import { Configuration, StaticConfiguration } from '../core/quorum/majority.js';
 import { DEFAULT_REPLICA_OPTIONS, Replica, type ReplicaOptions, entryKey } from '../core/multipaxos/replica.js';
-import { needsDurabilityBeforeSend, type CommittedEntry, type Message, type PersistRecord, type PersistentState, type ReadIndexResult, type Ready } from '../core/multipaxos/types.js';
+import { type CommittedEntry, type Message, type PersistRecord, type PersistentState, type ReadIndexResult, type Ready } from '../core/multipaxos/types.js';
 import { MemoryLogStore } from '../storage/memory.js';
 import { AgreementOracle } from '../check/agreement.js';
 import { EventQueue } from './event-queue.js';
@@ -52,6 +52,13 @@ export interface ClusterOptions {
 }
 
 /** One simulated node: its replica, its durable store and its driver state. */
+/** A Ready whose `send` waits until its records, and every earlier Ready's, are durable. */
+interface SimWaitingReady {
+  readonly ready: Ready;
+  durable: boolean;
+  readonly rejoinFinished: boolean;
+}
+
 export class SimNode {
   replica: Replica | null = null;
   /** The disk: survives crashes; `SimCluster.loseDisk` replaces it with an empty one. */
@@ -65,7 +72,12 @@ export class SimNode {
   up = false;
   /** Bumped on every crash so that completions scheduled before it are discarded. */
   incarnation = 0;
-  busy = false;
+  /** True while `pump` runs (a re-entrant call is picked up by the running one). */
+  pumping = false;
+  /** Readies handed out and not yet completed (their `send` not yet sent), oldest first. */
+  waiting: SimWaitingReady[] = [];
+  /** Virtual time the node's latest disk write finishes: writes finish in order. */
+  diskDoneAt = 0;
   appliedThrough = 0;
   /**
    * A paused process (SIGSTOP, a long GC pause): it runs nothing; what arrives meanwhile (messages,
@@ -74,8 +86,6 @@ export class SimNode {
    */
   paused = false;
   backlog: (() => void)[] = [];
-  /** Chosen marks queued for the disk without an fsync of their own (lost by a crash). */
-  lazy: PersistRecord[] = [];
 
   constructor(readonly id: NodeId) {}
 }
@@ -157,7 +167,7 @@ export class SimCluster {
       node.replica.observer = { trace: (line) => trace(`${this.stamp()} ${line}`) };
     }
     node.up = true;
-    node.busy = false;
+    node.waiting = [];
     node.appliedThrough = 0;
     this.pump(node);
   }
@@ -193,10 +203,9 @@ export class SimCluster {
     node.up = false;
     node.replica = null;
     node.incarnation += 1;
-    node.busy = false;
+    node.waiting = [];
     node.paused = false;
     node.backlog = [];
-    node.lazy = [];
   }
 
   /**
@@ -217,12 +226,24 @@ export class SimCluster {
     this.boot(node);
   }
 
-  /** Runs the node's Ready loop: one batch at a time, apply (chosen entries) → persist → send. */
+  /**
+   * Runs the node's Ready loop as the real driver does, pipelined: every Ready is taken at once;
+   * apply and `sendNow` happen now; records go to a disk that finishes writes in order (each after
+   * a random latency, never before the previous one); `send` leaves, in Ready order, once the
+   * Ready's records and all earlier ones are on the disk.
+   */
   pump(node: SimNode): void {
     const replica = node.replica;
-    if (!node.up || node.paused || node.busy || replica === null || !replica.hasReady()) return;
-    const ready = replica.ready();
-    node.busy = true;
+    if (!node.up || node.paused || replica === null || node.pumping) return;
+    node.pumping = true;
+    try {
+      while (node.up && !node.paused && node.replica === replica && replica.hasReady()) this.handleReady(node, replica, replica.ready());
+    } finally {
+      node.pumping = false;
+    }
+  }
+
+  private handleReady(node: SimNode, replica: Replica, ready: Ready): void {
     const incarnation = node.incarnation;
     // Every record of a finished rejoin is in this Ready or an earlier one: clear the marker once durable.
     const rejoinFinished = node.rejoinMarker && !replica.isRejoining();
@@ -230,61 +251,68 @@ export class SimCluster {
     // this node's pending records (a crash now loses them, and replay rebuilds the state machine).
     this.applyReady(node, ready);
     for (const message of ready.sendNow) this.send(message);
-    if (ready.persist.length > 0 && !needsDurabilityBeforeSend(ready.persist)) {
-      // Only chosen marks: written lazily, as the real driver does; a crash before they reach
-      // the disk loses them (the node relearns those slots).
-      node.lazy.push(...ready.persist);
-      const latency = this.options.diskLatencyUsMax === 0 ? 0 : this.random.int(this.options.diskLatencyUsMin, this.options.diskLatencyUsMax + 1);
-      this.queue.after(latency, () => this.writeLazy(node, incarnation));
-      this.complete(node, { ...ready, persist: [] }, incarnation, rejoinFinished);
-      return;
+    const waiting: SimWaitingReady = { ready, durable: true, rejoinFinished };
+    node.waiting.push(waiting);
+    if (ready.persist.length > 0) {
+      // A lazy Ready (chosen marks; a leader's own acceptances) sends at once, as the real driver
+      // does; its records reach the disk later, in order, and a crash before then loses them.
+      const sync = ready.durability === 'sync';
+      waiting.durable = !sync;
+      const write = (): void => {
+        if (node.incarnation !== incarnation) return; // crashed before the disk finished: all lost
+        this.writeRecords(node, ready.persist); // after every earlier write: the disk keeps order
+        this.atNode(node, incarnation, () => {
+          node.replica?.persisted(ready);
+          if (sync) waiting.durable = true;
+          this.completeInOrder(node);
+        });
+      };
+      if (this.options.diskLatencyUsMax === 0) write(); // scripted runs: an instant disk
+      else this.queue.at(this.diskCompletion(node, sync), write);
     }
-    if (ready.persist.length === 0) {
-      this.complete(node, ready, incarnation, rejoinFinished);
-      return;
-    }
-    if (this.options.diskLatencyUsMax === 0) {
-      this.complete(node, ready, incarnation, rejoinFinished); // scripted runs: an instant disk
-      return;
-    }
-    const latency = this.random.int(this.options.diskLatencyUsMin, this.options.diskLatencyUsMax + 1);
-    this.queue.after(latency, () => this.complete(node, ready, incarnation, rejoinFinished));
+    this.completeInOrder(node);
   }
 
-  private complete(node: SimNode, ready: Ready, incarnation: number, rejoinFinished: boolean): void {
-    if (node.incarnation !== incarnation) return; // crashed before the disk finished: all lost
+  /** When a write issued now finishes: after a random latency, and never before an earlier write. */
+  private diskCompletion(node: SimNode, sync: boolean): number {
+    // A lazy write waits longer (it rides with a later fsync, or a timer), so it is often lost by a crash.
+    const latency = this.random.int(this.options.diskLatencyUsMin, this.options.diskLatencyUsMax + 1) * (sync ? 1 : 4);
+    node.diskDoneAt = Math.max(node.diskDoneAt, this.queue.now + latency);
+    return node.diskDoneAt;
+  }
+
+  /** Runs `action` at the node now, or when it resumes if paused; dropped if it crashed meanwhile. */
+  private atNode(node: SimNode, incarnation: number, action: () => void): void {
+    if (node.incarnation !== incarnation) return;
     if (node.paused) {
-      node.backlog.push(() => this.complete(node, ready, incarnation, rejoinFinished));
+      node.backlog.push(() => this.atNode(node, incarnation, action));
       return;
     }
-    this.writeLazy(node, incarnation); // earlier lazy records reach the disk first, as in a log
-    if (rejoinFinished && node.rejoinMarker) {
-      node.rejoinMarker = false;
-      this.traceLine(`n${node.id} rejoined: marker cleared`);
-    }
-    for (const record of ready.persist) {
+    action();
+  }
+
+  private writeRecords(node: SimNode, records: readonly PersistRecord[]): void {
+    for (const record of records) {
       const entry = node.store.apply(record);
       if (entry === null) continue;
       const key = entryKey(entry.value);
       if (record.type === 'accept') this.oracle.onAccepted(node.id, entry.slot, entry.ballot, key);
       else this.oracle.onMarkedChosen(node.id, entry.slot, key);
     }
-    // Persisted: now the messages may leave.
-    node.replica?.persisted();
-    for (const message of ready.send) this.send(message);
-    node.busy = false;
-    this.pump(node);
   }
 
-  /** Writes the node's queued lazy records (chosen marks), unless it crashed since they were queued. */
-  private writeLazy(node: SimNode, incarnation: number): void {
-    if (node.incarnation !== incarnation) return;
-    const records = node.lazy;
-    node.lazy = [];
-    for (const record of records) {
-      const entry = node.store.apply(record);
-      if (entry !== null) this.oracle.onMarkedChosen(node.id, entry.slot, entryKey(entry.value));
+  /** Completes, in Ready order, every Ready whose records (and all earlier ones) are durable. */
+  private completeInOrder(node: SimNode): void {
+    while (node.up && !node.paused && node.waiting.length > 0 && node.waiting[0]?.durable === true) {
+      const { ready, rejoinFinished } = node.waiting.shift() as SimWaitingReady;
+      if (rejoinFinished && node.rejoinMarker) {
+        node.rejoinMarker = false;
+        this.traceLine(`n${node.id} rejoined: marker cleared`);
+      }
+      // Persisted: now the messages may leave.
+      for (const message of ready.send) this.send(message);
     }
+    this.pump(node);
   }
 
   private applyReady(node: SimNode, ready: Ready): void {

@@ -39,6 +39,8 @@ export interface SimulationOptions {
    */
   readonly diskLoss?: 'rejoin' | 'amnesia';
   readonly replicaFactory?: ReplicaFactory;
+  /** The leader's window of slots in flight (default: the core's); the node runs with 1. */
+  readonly pipelineDepthMax?: number;
   readonly trace?: (line: string) => void;
 }
 
@@ -141,6 +143,7 @@ export class Simulation {
       diskLatencyUsMin: 50,
       diskLatencyUsMax: 1_500,
       ...(options.replicaFactory === undefined ? {} : { replicaFactory: options.replicaFactory }),
+      ...(options.pipelineDepthMax === undefined ? {} : { replicaOptions: { pipelineDepthMax: options.pipelineDepthMax } }),
       ...(options.trace === undefined ? {} : { trace: options.trace }),
     });
     this.random = this.cluster.random.fork();

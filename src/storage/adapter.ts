@@ -28,7 +28,7 @@ export interface LogStorage {
 
 /**
  * `sync` (the default): the caller waits for these records, so a round of writes starts at once.
- * `lazy`: nobody waits (see `needsDurabilityBeforeSend`); the records are queued in order and ride
+ * `lazy`: nobody waits (see `Ready.durability`); the records are queued in order and ride
  * with the next `sync` round, or are written within `LAZY_FLUSH_MS` if none comes. The promise
  * still resolves only once they are durable.
  */

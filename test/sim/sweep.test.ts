@@ -85,6 +85,16 @@ test(`sweep: ${SEEDS_LOG_READS} seeds, reads through the log (--read-mode log): 
   assert.ok(summary.ops > 0);
 });
 
+test('sweep: 200 seeds with the node\'s window of one slot in flight (--pipeline-depth 1), 3 and 5 nodes', { timeout: 120_000 }, () => {
+  for (const nodeCount of [3, 5]) {
+    const { summary, failures } = runSweep(nodeCount === 3 ? 150 : 50, { nodeCount, pipelineDepthMax: 1 });
+    const message = failureMessage(summary, failures, ` --nodes ${nodeCount} --pipeline-depth 1`);
+    assert.equal(summary.violations, 0, message);
+    assert.equal(summary.livenessFailures, 0, message);
+    assert.ok(summary.ops > 0);
+  }
+});
+
 test('sweep: 50 seeds, a single node (its own quorum: reads and writes confirm at once)', { timeout: 60_000 }, () => {
   const { summary, failures } = runSweep(50, { nodeCount: 1 });
   const message = failureMessage(summary, failures, ' --nodes 1');

@@ -114,6 +114,12 @@ export interface LeaderState {
   heartbeatElapsed: number;
   /** Peers heard from (with this ballot) since the last quorum check. */
   readonly heardFrom: Set<NodeId>;
+  /**
+   * The followers alone formed a quorum in the current or the last quorum-check period: then the
+   * leader's own acceptances are not needed promptly and are written without an fsync of their
+   * own (see `readyDurability`). False for a new leader until its followers answer.
+   */
+  followersQuorate: boolean;
   quorumCheckElapsed: number;
   /** Read index: the latest round sent with heartbeats, and whether reads wait for a new one. */
   readRound: number;
@@ -248,11 +254,13 @@ export class Replica {
   private readsOut: ReadIndexResult[] = [];
   private sendNowOut: Message[] = [];
   /**
-   * The leader's own acceptances: accumulating for the next Ready, and those of the Ready being
-   * persisted. Each counts toward its quorum only once `persisted()` says it is durable.
+   * The leader's own acceptances: accumulating for the next Ready, and those of Readies being
+   * persisted (oldest first, by Ready sequence number). Each counts toward its quorum only once
+   * `persisted()` says its Ready is durable.
    */
   private selfAccepts: SelfAccept[] = [];
-  private selfAcceptsInFlight: SelfAccept[] = [];
+  private readonly selfAcceptsInFlight: { readonly seq: number; readonly accepts: SelfAccept[] }[] = [];
+  private readySeq = 0;
   /** Non-null while rejoining (see "Rejoin"): the node does not vote. */
   private rejoin: RejoinState | null = null;
 
@@ -409,7 +417,10 @@ export class Replica {
       this.flushProposals();
       this.startReadRound();
     }
+    this.readySeq += 1;
     const ready: Ready = {
+      seq: this.readySeq,
+      durability: this.readyDurability(),
       persist: this.persistOut,
       sendNow: this.sendNowOut,
       send: this.sendOut,
@@ -421,23 +432,56 @@ export class Replica {
     this.sendOut = [];
     this.applyOut = [];
     this.readsOut = [];
-    this.selfAcceptsInFlight = this.selfAccepts;
+    if (this.selfAccepts.length > 0) this.selfAcceptsInFlight.push({ seq: ready.seq, accepts: this.selfAccepts });
     this.selfAccepts = [];
     return ready;
   }
 
   /**
-   * The driver reports that the last Ready's `persist` is durable. The leader's own acceptances in
-   * it now count toward their quorums (until then only the followers' could: the leader's accept
-   * requests left before its own disk write finished, so the two fsyncs overlap).
+   * Whether the next Ready's `send` must wait for its `persist` (see `Ready.durability`). `lazy`
+   * when it holds only chosen marks — a chosen mark records a fact that holds whether or not this
+   * node remembers it: a crash that loses marks leaves the node with its accepted entries (each
+   * durable before it was acknowledged) and a lower `firstUnchosen`, the state of a node that had
+   * not learned those slots yet; it relearns them, and as a candidate it runs phase 1 over more
+   * slots, which is only conservative — or — at a leader whose followers alone form a quorum — only
+   * chosen marks and the leader's own acceptances: those count only once durable (`persisted`),
+   * and nothing in `send` reveals them (a promise, which would, makes the Ready `sync`; the log
+   * keeps order, so the acceptances are durable before it). A leader that lost them in a crash
+   * simply never voted for those slots. So the leader's fsync leaves the write path, and the disk
+   * serves one fsync per round per follower instead of one more for the leader.
    */
-  persisted(): void {
-    const accepts = this.selfAcceptsInFlight;
-    this.selfAcceptsInFlight = [];
+  private readyDurability(): 'sync' | 'lazy' {
+    let accepts = 0;
+    for (const record of this.persistOut) {
+      if (record.type === 'promise') return 'sync';
+      if (record.type === 'accept') accepts += 1;
+    }
+    if (accepts === 0) return 'lazy';
     const leader = this.leader;
-    if (leader === null || accepts.length === 0) return;
-    for (const accept of accepts) if (accept.ballot === leader.ballot) this.recordAcceptance(accept.slot, this.nodeId);
-    this.advanceChosen();
+    if (this.role !== 'leader' || leader === null || !leader.followersQuorate) return 'sync';
+    return accepts === this.selfAccepts.length ? 'lazy' : 'sync';
+  }
+
+  /**
+   * The driver reports that the `persist` of `ready` — and of every Ready before it — is durable
+   * (no argument: of every Ready handed out so far). The leader's own acceptances in them now
+   * count toward their quorums (until then only the followers' could: the leader's accept
+   * requests left before its own disk write finished, so the fsyncs overlap).
+   */
+  persisted(ready?: Ready): void {
+    const upTo = ready?.seq ?? this.readySeq;
+    let counted = false;
+    const leader = this.leader;
+    while (this.selfAcceptsInFlight.length > 0 && (this.selfAcceptsInFlight[0]?.seq ?? Infinity) <= upTo) {
+      const batch = this.selfAcceptsInFlight.shift();
+      if (batch === undefined || leader === null) continue;
+      for (const accept of batch.accepts) {
+        if (accept.ballot !== leader.ballot) continue;
+        this.recordAcceptance(accept.slot, this.nodeId);
+        counted = true;
+      }
+    }
+    if (counted) this.advanceChosen();
   }
 
   status(): ReplicaStatus {
@@ -631,6 +675,7 @@ export class Replica {
       nextSlot: startWorkingSlot + 1,
       heartbeatElapsed: 0,
       heardFrom: new Set(),
+      followersQuorate: false,
       quorumCheckElapsed: 0,
       readRound: 0,
       readRoundDue: false,
@@ -751,10 +796,16 @@ export class Replica {
   private onAccepted(message: AcceptedMessage): void {
     const leader = this.leader;
     if (leader === null || message.ballot !== leader.ballot) return;
-    leader.heardFrom.add(message.from);
+    this.heard(leader, message.from);
     leader.peerFirstUnchosen.set(message.from, message.firstUnchosen);
     for (const slot of message.slots) this.recordAcceptance(slot, message.from);
     this.advanceChosen();
+  }
+
+  private heard(leader: LeaderState, from: NodeId): void {
+    if (leader.heardFrom.has(from)) return;
+    leader.heardFrom.add(from);
+    if (!leader.followersQuorate && this.configuration().isQuorum(leader.heardFrom)) leader.followersQuorate = true;
   }
 
   private recordAcceptance(slot: number, acceptor: NodeId): void {
@@ -785,6 +836,7 @@ export class Replica {
         this.becomeFollower();
         return;
       }
+      leader.followersQuorate = this.configuration().isQuorum(leader.heardFrom);
       leader.heardFrom.clear();
       leader.quorumCheckElapsed = 0;
     }
@@ -862,7 +914,7 @@ export class Replica {
   private onHeartbeatAck(message: HeartbeatAckMessage): void {
     const leader = this.leader;
     if (leader === null || message.ballot !== leader.ballot) return;
-    leader.heardFrom.add(message.from);
+    this.heard(leader, message.from);
     leader.peerFirstUnchosen.set(message.from, message.firstUnchosen);
     if (message.readRound > (leader.readRoundAcked.get(message.from) ?? 0)) {
       leader.readRoundAcked.set(message.from, message.readRound);

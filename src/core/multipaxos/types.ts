@@ -162,22 +162,6 @@ export type PersistRecord =
   | { readonly type: 'accept'; readonly slot: number; readonly ballot: Ballot; readonly value: EntryValue }
   | { readonly type: 'chosen'; readonly slot: number; readonly ballot: Ballot; readonly value?: EntryValue };
 
-/**
- * True when the messages of a Ready must wait for its `persist` to be durable: it holds a promise or
- * an acceptance, which this acceptor must never forget once another node has heard of it.
- *
- * A Ready whose records are all `chosen` marks needs no wait, nor an fsync of its own: a chosen
- * mark records a fact that holds whether or not this node remembers it. A crash that loses marks
- * leaves the node with its accepted entries (each durable before it was acknowledged) and a lower
- * `firstUnchosen`, exactly the state of a node that had not learned those slots yet: it relearns
- * them, and as a candidate it runs phase 1 over more slots, which is only conservative. The driver
- * writes such records lazily, riding with the next durable append.
- */
-export function needsDurabilityBeforeSend(records: readonly PersistRecord[]): boolean {
-  for (const record of records) if (record.type !== 'chosen') return true;
-  return false;
-}
-
 /** A chosen entry handed to the state machine, in log order, exactly once per replica lifetime. */
 export interface CommittedEntry {
   readonly slot: number;
@@ -192,21 +176,30 @@ export interface CommittedEntry {
 /**
  * The effects the replica asks its driver to carry out. The contract, which the simulator's driver
  * asserts and the real driver follows:
- * 1. every record in `persist` is durable (fsync'd) before any message in `send` leaves the node
- *    (`sendNow` may leave before); then the driver calls `persisted()`. Exception: when
- *    `needsDurabilityBeforeSend(persist)` is false (only chosen marks), the driver may call
- *    `persisted()` and send at once and write the records later, in order with later appends;
+ * 1. every record in `persist`, and in every earlier Ready, is durable (fsync'd) before any message
+ *    in `send` leaves the node (`sendNow` may leave before), unless `durability` is `lazy`; the
+ *    driver calls `persisted(ready)` once `persist` is durable, in `seq` order, and only for
+ *    Readies with records (a leader's own acceptances count from then on);
  * 2. then `send` is sent (order within it does not matter);
  * 3. `apply` is applied to the state machine in the given (log) order; across all Ready batches
  *    each slot appears exactly once and slots increase by one. It need not wait for 1: every
  *    entry in it is chosen (a quorum holds it durably), which none of this node's pending records
  *    can change, so the state machine may apply it, and its clients hear back, before the fsync;
  *    a crash before the fsync loses only this node's marks, and replay or catch-up restores them;
- * 4. `ready()` is not called again until 1–3 of the previous batch are done.
+ * 4. `ready()` may be called again before an earlier batch is durable (pipelining): persists are
+ *    written in `seq` order, and each batch's `send` waits for its own and every earlier persist.
  * `reads` answers earlier `readIndex` calls; a confirmed read may be served once the state machine
  * has applied its `index` (which may take later Ready batches).
  */
 export interface Ready {
+  /** Increases by one per `ready()` call: names this batch in `Replica.persisted(ready)`. */
+  readonly seq: number;
+  /**
+   * `sync`: `send` waits until `persist` (and every earlier persist) is durable. `lazy`: nothing
+   * in `send` depends on `persist`, which the driver writes without an fsync of its own (it rides
+   * with the next one); `persisted(ready)` is still called once it is durable.
+   */
+  readonly durability: 'sync' | 'lazy';
   readonly persist: readonly PersistRecord[];
   /**
    * Messages that need none of `persist` and may leave at once, while it is being written: a
