@@ -8,7 +8,7 @@
  * its acknowledgement is late — exactly what a slow fsync looks like to the process.
  */
 import type { PersistRecord, PersistentState } from '../core/multipaxos/types.js';
-import type { LogStorage } from '../storage/adapter.js';
+import type { Durability, LogStorage } from '../storage/adapter.js';
 
 export class SlowStorage implements LogStorage {
   private delayMsCurrent = 0;
@@ -37,17 +37,19 @@ export class SlowStorage implements LogStorage {
     return this.appendsDelayed;
   }
 
-  append(records: readonly PersistRecord[]): Promise<void> {
+  append(records: readonly PersistRecord[], durability?: Durability): Promise<void> {
     const delayMs = this.delayMsCurrent;
-    const durable = this.inner.append(records);
+    const durable = this.inner.append(records, durability);
     const previous = this.tail;
-    // An append resolves after the one before it (the contract says call order), then waits.
+    // Each append is slowed once, as by a slow fsync; appends in flight together are slowed
+    // together (a group-commit disk does not serve a queue of them one slow fsync each), and
+    // they still resolve in call order, as the contract says.
     const done = durable.then(async () => {
-      await previous;
       if (delayMs > 0) {
         this.appendsDelayed += 1;
         await new Promise<void>((resolve) => setTimeout(resolve, delayMs));
       }
+      await previous;
     });
     this.tail = done.catch(() => {});
     return done;
