@@ -33,6 +33,8 @@ export interface BenchPlan {
   readonly ceilings: boolean;
   /** Write a V8 CPU profile of every Synod node process into this directory. */
   readonly profileDir?: string;
+  /** Extra `synod start` flags for the Synod nodes (both the cluster and the single node). */
+  readonly nodeFlags?: readonly string[];
 }
 
 export interface BenchOutcome {
@@ -64,8 +66,9 @@ async function peerSystem(name: PeerName, log: (line: string) => void): Promise<
 
 export async function runBench(plan: BenchPlan, events: BenchEvents): Promise<BenchOutcome> {
   const nodeArgs = plan.profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${plan.profileDir}`];
-  const systems: BenchSystem[] = [new SynodSystem({ nodes: plan.nodes, nodeArgs, ...(plan.endpoints === undefined ? {} : { endpoints: plan.endpoints }) })];
-  if (plan.ceilings) systems.push(new SynodSystem({ nodes: 1 }));
+  const nodeFlags = plan.nodeFlags ?? [];
+  const systems: BenchSystem[] = [new SynodSystem({ nodes: plan.nodes, nodeArgs, nodeFlags, ...(plan.endpoints === undefined ? {} : { endpoints: plan.endpoints }) })];
+  if (plan.ceilings) systems.push(new SynodSystem({ nodes: 1, nodeFlags }));
   for (const peer of plan.compare) systems.push(await peerSystem(peer, events.log));
   const started: BenchSystem[] = [];
   const results: BenchResult[] = [];

@@ -36,6 +36,8 @@ export interface SynodSystemOptions {
   readonly name?: string;
   /** Extra Node.js flags for the node processes (e.g. `--cpu-prof`). */
   readonly nodeArgs?: readonly string[];
+  /** Extra `synod start` flags (e.g. `--pipeline-depth 4`). */
+  readonly nodeFlags?: readonly string[];
 }
 
 export class SynodSystem implements BenchSystem {
@@ -84,6 +86,7 @@ export class SynodSystem implements BenchSystem {
         ...(this.options.nodeArgs ?? []),
         MAIN, 'start', '--id', String(member.id), '--peers', spec, '--data', dir,
         '--secret-file', secretFile, '--log-level', this.options.logLevel ?? 'warn',
+        ...(this.options.nodeFlags ?? []),
       ], { stdio: ['ignore', log, log] });
       closeSync(log);
       this.children.set(member.id, child);

@@ -3,9 +3,9 @@
  * with etcd and ZooKeeper (`--compare`), over several client counts (`--sweep`), with the disk and
  * single-node ceilings. The last line of stdout is one JSON object.
  */
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { PEERS, runBench, writeReports, type BenchPlan, type PeerName } from '../bench/bench.js';
@@ -31,6 +31,7 @@ interface BenchOptions {
   ceilings?: boolean;
   json?: string;
   profile?: string;
+  pipelineDepth?: number;
   out: string;
   progress: boolean;
 }
@@ -76,6 +77,7 @@ export function registerBenchCommand(program: Command): void {
     .option('--sweep-clients <list>', 'client counts for --sweep')
     .option('--ceilings', 'also measure the disk\'s fdatasync rate and an unreplicated single node (on by default with --sweep or --compare)')
     .option('--json <file>', 'write every result as JSON to this file')
+    .option('--pipeline-depth <slots>', 'pass --pipeline-depth to the Synod nodes (default: theirs)', integer('--pipeline-depth', 1))
     .option('--profile <dir>', 'write a V8 CPU profile of each Synod node process into this directory (see bench/profile.mjs)')
     .option('--out <dir>', 'where --sweep writes its reports', 'bench/results')
     .option('--no-progress', 'no progress bar')
@@ -97,6 +99,7 @@ async function runBenchCommand(options: BenchOptions): Promise<void> {
     ...(options.endpoints === undefined ? {} : { endpoints: options.endpoints.split(',').map((endpoint) => endpoint.trim()) }),
     compare,
     ...(options.profile === undefined ? {} : { profileDir: resolve(options.profile) }),
+    ...(options.pipelineDepth === undefined ? {} : { nodeFlags: ['--pipeline-depth', String(options.pipelineDepth)] }),
     ceilings: options.ceilings === true || (options.endpoints === undefined && (sweep || compare.length > 0)),
   };
   const showBar = options.progress && process.stderr.isTTY === true;
@@ -130,7 +133,10 @@ async function runBenchCommand(options: BenchOptions): Promise<void> {
   };
   const outcome = await runBench(plan, { log, progress });
   const { results } = outcome;
-  if (options.json !== undefined) writeFileSync(options.json, `${JSON.stringify({ plan, fsync: outcome.fsync, results }, null, 2)}\n`);
+  if (options.json !== undefined) {
+    mkdirSync(dirname(resolve(options.json)), { recursive: true });
+    writeFileSync(options.json, `${JSON.stringify({ plan, fsync: outcome.fsync, results }, null, 2)}\n`);
+  }
   if (results.length > 1) {
     console.log(markdownTable(results));
     for (const line of ceilingLines(outcome.fsync, results)) console.log(line);

@@ -14,6 +14,7 @@
  * One process per directory: the adapter takes no lock, the driver must not open a directory twice.
  */
 import { type FileHandle, mkdir, open, rename } from 'node:fs/promises';
+import { fdatasyncSync, writevSync } from 'node:fs';
 import { join } from 'node:path';
 import { assert } from '../core/assert.js';
 import type { PersistRecord, PersistentState } from '../core/multipaxos/types.js';
@@ -38,6 +39,11 @@ export interface FileStorageOptions {
   readonly firstSlot?: number;
   /** Receives repair warnings (a torn tail truncated). Default `console.warn`. */
   readonly logger?: StorageLogger;
+  /**
+   * Write and fdatasync on the calling thread while the disk's recent fsyncs took less than this
+   * (ms); 0: always through libuv's thread pool. Default `BLOCKING_SYNC_MAX_MS_DEFAULT`.
+   */
+  readonly blockingSyncMaxMs?: number;
 }
 
 /** Counters for tests and status pages: how well group commit coalesces. */
@@ -51,6 +57,15 @@ export interface FileStorageStats {
 }
 
 export const SEGMENT_BYTES_MAX_DEFAULT = 64 * 1024 * 1024;
+/**
+ * A write + fdatasync through the thread pool costs four thread handoffs, each a wake-up of a
+ * sleeping thread (tens of µs on a VM). On a healthy disk the fsync takes well under a
+ * millisecond, so doing it on the event loop's thread is cheaper and faster (one-client put p50
+ * 0.86 -> 0.73 ms here) and blocks the loop only that long. Once an fsync takes longer than this
+ * the storage goes back to the thread pool (the loop keeps serving heartbeats and reads while a
+ * slow disk works), and returns when the disk is fast again.
+ */
+export const BLOCKING_SYNC_MAX_MS_DEFAULT = 2;
 export const RECORD_BYTES_MAX_DEFAULT = 16 * 1024 * 1024;
 export const PENDING_BYTES_MAX_DEFAULT = 256 * 1024 * 1024;
 
@@ -80,6 +95,7 @@ interface Limits {
   readonly segmentBytesMax: number;
   readonly recordBytesMax: number;
   readonly pendingBytesMax: number;
+  readonly blockingSyncMaxMs: number;
 }
 
 /** A `LogStorage` on a directory of write-ahead log segments. */
@@ -92,6 +108,9 @@ export class FileStorage implements LogStorage {
   private failure: unknown = null;
   private closed = false;
   private readonly counters = { appends: 0, fsyncs: 0, bytes: 0 };
+  /** The last write + fdatasync's duration (ms): decides how the next one is done. */
+  private lastSyncMs = 0;
+  private readonly blockingSyncMaxMs: number;
   private readonly checker: RecordChecker;
 
   private constructor(
@@ -103,6 +122,7 @@ export class FileStorage implements LogStorage {
     readonly firstSlot: number,
   ) {
     this.checker = new RecordChecker(store, firstSlot);
+    this.blockingSyncMaxMs = limits.blockingSyncMaxMs;
   }
 
   /**
@@ -264,8 +284,16 @@ export class FileStorage implements LogStorage {
       }
       const end = this.framesThatFit(frames, index);
       const group = frames.slice(index, end);
-      const bytes = await writeAll(this.segment.handle, group, this.segment.byteLength);
-      await this.segment.handle.datasync();
+      const started = performance.now();
+      let bytes: number;
+      if (this.lastSyncMs < this.blockingSyncMaxMs) {
+        bytes = writeAllSync(this.segment.handle.fd, group, this.segment.byteLength);
+        fdatasyncSync(this.segment.handle.fd);
+      } else {
+        bytes = await writeAll(this.segment.handle, group, this.segment.byteLength);
+        await this.segment.handle.datasync();
+      }
+      this.lastSyncMs = performance.now() - started;
       this.counters.fsyncs += 1;
       this.counters.bytes += bytes;
       this.segment.byteLength += bytes;
@@ -309,7 +337,9 @@ function checkLimits(options: FileStorageOptions): Limits {
   if (limits.segmentBytesMax <= SEGMENT_HEADER_BYTES + FRAME_HEADER_BYTES) {
     throw new StorageUsageError('segmentBytesMax must exceed a segment header plus a frame header');
   }
-  return limits;
+  const blockingSyncMaxMs = options.blockingSyncMaxMs ?? BLOCKING_SYNC_MAX_MS_DEFAULT;
+  if (!Number.isFinite(blockingSyncMaxMs) || blockingSyncMaxMs < 0) throw new StorageUsageError('blockingSyncMaxMs must be a non-negative number');
+  return { ...limits, blockingSyncMaxMs };
 }
 
 /**
@@ -349,6 +379,20 @@ async function writeAll(handle: FileHandle, buffers: readonly Uint8Array[], posi
       assert(result.bytesWritten > 0, 'a write makes progress');
       written += result.bytesWritten;
     }
+  }
+  return total;
+}
+
+/** `writeAll` on the calling thread: one writev, finishing a short write. */
+function writeAllSync(fd: number, buffers: readonly Uint8Array[], position: number): number {
+  const total = buffers.reduce((sum, buffer) => sum + buffer.byteLength, 0);
+  let written = writevSync(fd, buffers as Uint8Array[], position);
+  // Bounded: each short write makes progress or throws.
+  while (written < total) {
+    const rest = Buffer.concat([...buffers]).subarray(written);
+    const more = writevSync(fd, [rest], position + written);
+    assert(more > 0, 'a write makes progress');
+    written += more;
   }
   return total;
 }
