@@ -222,8 +222,16 @@ export function confuseValue(value: unknown, confusion: ValueConfusion): unknown
 /** The packer the fuzzers re-pack confused values with (no records: plain maps and arrays). */
 export const fuzzPacker = new Packr({ useRecords: false, moreTypes: true });
 
-/** Decodes `bytes`, applies `confusion`, re-packs; `bytes` must be valid MessagePack. */
+/** Decodes `bytes`, applies `confusion`, re-packs (a copy); `bytes` must be valid MessagePack. */
 export function confuseEncoding(bytes: Uint8Array, confusion: ValueConfusion): Uint8Array {
   const value: unknown = fuzzPacker.unpack(bytes);
-  return fuzzPacker.pack(confuseValue(value, confusion));
+  return Uint8Array.from(fuzzPacker.pack(confuseValue(value, confusion)));
+}
+
+/**
+ * A stable copy of an encoder's output. msgpackr packs into a buffer it reuses, so bytes kept
+ * across later encodings (generated values, fixtures) must be copied or they change under us.
+ */
+export function kept(bytes: Uint8Array): Uint8Array {
+  return Uint8Array.from(bytes);
 }

@@ -32,7 +32,7 @@ import {
 } from '../../src/transport/handshake.js';
 import { FrameTooLargeError, HandshakeError, WireDecodeError } from '../../src/transport/transport.js';
 import { FUZZ_NODES, anyMessageArbitrary, messageArbitrary } from './arbitraries.js';
-import { applyEdits, byteEditsArbitrary, confuseEncoding, fuzzPacker, fuzzParameters, valueConfusionArbitrary } from './mutate.js';
+import { applyEdits, byteEditsArbitrary, confuseEncoding, fuzzPacker, fuzzParameters, kept, valueConfusionArbitrary } from './mutate.js';
 
 /** Decodes untrusted bytes: a message that round-trips, or null for a WireDecodeError. Anything else fails. */
 function decodeOrReject(bytes: Uint8Array): Message | null {
@@ -63,7 +63,7 @@ function assertMessageInvariants(message: Message): void {
   if (message.type === 'promise' && message.entries.length > 0) assert.equal(message.maxSlot, Math.max(...slots));
 }
 
-const encodedArbitrary = anyMessageArbitrary.map((message) => ({ message, bytes: encodeMessage(message) }));
+const encodedArbitrary = anyMessageArbitrary.map((message) => ({ message, bytes: kept(encodeMessage(message)) }));
 
 test('peer wire fuzz: arbitrary well-formed messages round-trip exactly and satisfy the invariants', () => {
   fc.assert(fc.property(anyMessageArbitrary, (message) => {
@@ -227,10 +227,10 @@ test('framing: headers claiming huge lengths allocate nothing for them', () => {
 function handshakeRecords(): { name: string; bytes: Uint8Array; decode: (bytes: Uint8Array) => unknown }[] {
   const nonce = makeNonce();
   return [
-    { name: 'hello', bytes: encodeHello({ clusterId: 'synod-test', from: 1, to: 2, nonce }), decode: decodeHello },
-    { name: 'challenge', bytes: encodeChallenge(nonce, makeNonce()), decode: decodeChallenge },
-    { name: 'proof', bytes: encodeProof(makeNonce()), decode: decodeProof },
-    { name: 'welcome', bytes: encodeWelcome(), decode: decodeWelcome },
+    { name: 'hello', bytes: kept(encodeHello({ clusterId: 'synod-test', from: 1, to: 2, nonce })), decode: decodeHello },
+    { name: 'challenge', bytes: kept(encodeChallenge(nonce, makeNonce())), decode: decodeChallenge },
+    { name: 'proof', bytes: kept(encodeProof(makeNonce())), decode: decodeProof },
+    { name: 'welcome', bytes: kept(encodeWelcome()), decode: decodeWelcome },
   ];
 }
 
