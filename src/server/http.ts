@@ -27,6 +27,7 @@ import { VALUE_BYTES_MAX, validateOperation, type KvOperation } from '../kv/ops.
 import {
   HttpApiError,
   RequestAbortedError,
+  checkHost,
   checkMethod,
   declaredBodyBytes,
   kvOperation,
@@ -87,6 +88,8 @@ const HEADERS_COUNT_MAX = 64;
 const TIMEOUT_CHECK_INTERVAL_MS_MAX = 1_000;
 /** How long `stop` lets requests in progress finish before it closes their connections. */
 const STOP_GRACE_MS = 5_000;
+/** How long a refused connection is read (and discarded) after its answer, before it is closed. */
+const LINGER_MS = 1_000;
 
 /** Serves the client API over node:http. One instance per listen address. */
 export class HttpApi {
@@ -174,14 +177,31 @@ export class HttpApi {
         connectionsCheckingInterval: Math.min(TIMEOUT_CHECK_INTERVAL_MS_MAX, this.requestTimeoutMs),
         maxHeaderSize: this.headerBytesMax,
         noDelay: true,
+        // node would answer a missing Host with a bare 400; `route` refuses it with a typed one.
+        requireHostHeader: false,
       },
       (request, response) => this.handle(request, response),
     );
     server.maxHeadersCount = HEADERS_COUNT_MAX;
     server.maxConnections = this.connectionsMax;
     server.on('checkContinue', (request, response) => this.handleExpectContinue(request, response));
+    server.on('checkExpectation', (request, response) => this.handleUnknownExpectation(request, response));
+    server.on('connect', (_request: http.IncomingMessage, socket: Duplex) => this.handleConnect(socket));
     server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => this.handleClientError(error, socket));
     return server;
+  }
+
+  /** `Expect` other than 100-continue: a typed 417 (node's own answer carries no error code). */
+  private handleUnknownExpectation(request: http.IncomingMessage, response: http.ServerResponse): void {
+    this.trackResponse(request.socket, response);
+    this.respond(request, response, errorReply('bad_request', 'only Expect: 100-continue is supported', {}, {}, 417));
+  }
+
+  /** CONNECT (a tunnel request): node hands over the socket unanswered; refuse it typed, and close. */
+  private handleConnect(socket: Duplex): void {
+    socket.on('error', () => socket.destroy());
+    const reply = errorReply('method_not_allowed', 'CONNECT is not allowed here', {}, { allow: 'GET, HEAD, PUT, DELETE' });
+    socket.end(rawResponse(reply), () => socket.destroy());
   }
 
   // Requests.
@@ -230,6 +250,7 @@ export class HttpApi {
   }
 
   private async route(request: http.IncomingMessage, body: Buffer): Promise<Reply> {
+    checkHost(request);
     const target = parseTarget(request.url ?? '/');
     const route = matchRoute(target.path);
     const method = request.method ?? '';
@@ -344,7 +365,31 @@ export class HttpApi {
     }
     const [code, status] = clientErrorStatus(error.code);
     this.logger.warn({ code: error.code, reason: error.message }, 'refused a malformed or slow http request');
-    socket.end(rawResponse(errorReply(code, clientErrorMessage(status), {}, {}, status)), () => socket.destroy());
+    socket.end(rawResponse(errorReply(code, clientErrorMessage(status), {}, {}, status)));
+    this.lingerThenDestroy(socket);
+  }
+
+  /**
+   * After refusing a request node:http could not parse, reads and discards what the client still
+   * sends (at most `bodyBytesMax` bytes, for at most `LINGER_MS`), then closes. Closing with unread
+   * bytes makes the kernel reset the connection, and a reset can destroy the answer before the
+   * client reads it (found by fuzzing: a malformed request with a body got a reset, not its 400).
+   */
+  private lingerThenDestroy(socket: Duplex): void {
+    let discardedBytes = 0;
+    const destroy = (): void => {
+      clearTimeout(timer);
+      socket.destroy();
+    };
+    const timer = setTimeout(destroy, LINGER_MS);
+    // node's parser has failed on this socket: what follows is no longer HTTP to it.
+    socket.removeAllListeners('data');
+    socket.on('data', (chunk: Buffer) => {
+      discardedBytes += chunk.length;
+      if (discardedBytes > this.bodyBytesMax) destroy();
+    });
+    socket.once('end', destroy);
+    socket.resume();
   }
 }
 
