@@ -20,6 +20,7 @@
  * time, idle keep-alive time, and connections.
  */
 import http from 'node:http';
+import type net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { assert, assertNever } from '../core/assert.js';
@@ -37,6 +38,8 @@ import {
   requestIdFrom,
   type RequestTarget,
 } from './http-request.js';
+import { CONNECTIONS_PER_ADDRESS_MAX_DEFAULT, ConnectionsPerAddress, addressKey } from './address-limit.js';
+import type { ConnectionRefusal } from './client-listener.js';
 import { errorReply, failureReply, metricsReply, statusReply, successReply, textReply, type Reply } from './http-response.js';
 import type { KvService } from './service.js';
 
@@ -70,6 +73,26 @@ export interface HttpApiOptions {
   readonly connectionsMax?: number;
   /** The largest request line plus headers (default 64 KiB: a 4 KiB key percent-encodes to 12 KiB). */
   readonly headerBytesMax?: number;
+  /** Open connections from one client address; beyond it a connection gets a 429 and is closed (default 256). */
+  readonly connectionsPerAddressMax?: number;
+  /**
+   * Requests of one connection in progress at once (HTTP/1.1 pipelining); beyond it a request is
+   * answered 429 without reaching the service, and the connection is not read until one finishes
+   * (default 64).
+   */
+  readonly inFlightMaxPerConnection?: number;
+  /** Called for each refused connection, with why (for metrics). */
+  readonly onRefused?: (reason: ConnectionRefusal) => void;
+}
+
+/** Counters for a status page and tests. */
+export interface HttpApiStats {
+  /** Connections refused over `connectionsMax` (closed unanswered by node:http) or `connectionsPerAddressMax`. */
+  readonly connectionsRefused: number;
+  /** Of those, refused for being over `connectionsPerAddressMax`. */
+  readonly connectionsRefusedPerAddress: number;
+  /** Requests answered 429 for being over `inFlightMaxPerConnection`. */
+  readonly requestsRefusedInFlight: number;
 }
 
 /**
@@ -82,6 +105,7 @@ const REQUEST_TIMEOUT_MS_DEFAULT = 30_000;
 const HEADERS_TIMEOUT_MS_MAX = 10_000;
 const KEEP_ALIVE_TIMEOUT_MS = 5_000;
 const CONNECTIONS_MAX_DEFAULT = 1024;
+const IN_FLIGHT_MAX_PER_CONNECTION_DEFAULT = 64;
 const HEADER_BYTES_MAX_DEFAULT = 64 * 1024;
 const HEADERS_COUNT_MAX = 64;
 /** How often node:http checks the header and request timeouts. */
@@ -101,6 +125,13 @@ export class HttpApi {
   private readonly headerBytesMax: number;
   /** Responses in progress per socket: a client error must not write into one already begun. */
   private readonly responsesInProgress = new WeakMap<Duplex, Set<http.ServerResponse>>();
+  private readonly perAddress: ConnectionsPerAddress;
+  private readonly inFlightMax: number;
+  /** Sockets over their address's cap: answered 429 at accept; whatever they send is ignored. */
+  private readonly refusedSockets = new WeakSet<Duplex>();
+  /** Sockets not read until a request in progress on them finishes (`inFlightMaxPerConnection`). */
+  private readonly pausedSockets = new WeakSet<Duplex>();
+  private readonly counters = { connectionsRefused: 0, connectionsRefusedPerAddress: 0, requestsRefusedInFlight: 0 };
   private server: http.Server | null = null;
   private state: 'new' | 'running' | 'stopping' | 'stopped' = 'new';
   private stopped: Promise<void> | null = null;
@@ -113,6 +144,13 @@ export class HttpApi {
     this.requestTimeoutMs = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS_DEFAULT;
     this.connectionsMax = options.connectionsMax ?? CONNECTIONS_MAX_DEFAULT;
     this.headerBytesMax = options.headerBytesMax ?? HEADER_BYTES_MAX_DEFAULT;
+    this.perAddress = new ConnectionsPerAddress(options.connectionsPerAddressMax ?? CONNECTIONS_PER_ADDRESS_MAX_DEFAULT);
+    this.inFlightMax = options.inFlightMaxPerConnection ?? IN_FLIGHT_MAX_PER_CONNECTION_DEFAULT;
+  }
+
+  /** A snapshot of the counters. */
+  stats(): HttpApiStats {
+    return { ...this.counters };
   }
 
   /** Listens; resolves with the bound address, rejects if it is unavailable. */
@@ -187,6 +225,8 @@ export class HttpApi {
     server.on('checkContinue', (request, response) => this.handleExpectContinue(request, response));
     server.on('checkExpectation', (request, response) => this.handleUnknownExpectation(request, response));
     server.on('connect', (_request: http.IncomingMessage, socket: Duplex) => this.handleConnect(socket));
+    server.on('connection', (socket: net.Socket) => this.admitConnection(socket));
+    server.on('drop', () => this.refused('connections'));
     server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => this.handleClientError(error, socket));
     return server;
   }
@@ -204,11 +244,64 @@ export class HttpApi {
     socket.end(rawResponse(reply), () => socket.destroy());
   }
 
+  // Connections.
+
+  /** Counts a connection against its address; one over the cap gets a 429 and is closed. */
+  private admitConnection(socket: net.Socket): void {
+    const address = addressKey(socket.remoteAddress);
+    if (this.perAddress.tryAcquire(address)) {
+      socket.once('close', () => this.perAddress.release(address));
+      return;
+    }
+    this.refusedSockets.add(socket);
+    this.refused('per-address');
+    this.logger.warn({ remote: address }, 'http connection refused: too many connections from its address');
+    const message = `${this.perAddress.max} connections from ${address} are open`;
+    socket.end(rawResponse(errorReply('overloaded', message)));
+    this.lingerThenDestroy(socket);
+  }
+
+  private refused(reason: ConnectionRefusal): void {
+    this.counters.connectionsRefused += 1;
+    if (reason === 'per-address') this.counters.connectionsRefusedPerAddress += 1;
+    this.options.onRefused?.(reason);
+  }
+
   // Requests.
 
   private handle(request: http.IncomingMessage, response: http.ServerResponse): void {
-    this.trackResponse(request.socket, response);
+    const socket = request.socket;
+    if (this.refusedSockets.has(socket)) {
+      response.destroy();
+      return;
+    }
+    const inProgress = this.responsesInProgress.get(socket)?.size ?? 0;
+    this.trackResponse(socket, response);
+    if (inProgress >= this.inFlightMax) {
+      this.refuseInFlight(socket, request, response);
+      return;
+    }
     void this.answer(request).then((reply) => this.respond(request, response, reply));
+  }
+
+  /**
+   * A pipelined request beyond `inFlightMaxPerConnection`: answered 429 without reaching the
+   * service, and the socket is not read until a request in progress finishes. (node:http parses
+   * every request in a chunk at once, so pausing alone cannot stop the ones already read.) Every
+   * request before this one has its whole body parsed already, so pausing cannot stall them; this
+   * one's body arrives once they finish.
+   */
+  private refuseInFlight(socket: Duplex, request: http.IncomingMessage, response: http.ServerResponse): void {
+    this.counters.requestsRefusedInFlight += 1;
+    if (!this.pausedSockets.has(socket)) {
+      this.pausedSockets.add(socket);
+      socket.pause();
+    }
+    // Its body is read (and dropped) first, so the 429 keeps the connection usable.
+    const refusal = errorReply('overloaded', `the connection has ${this.inFlightMax} requests in progress`);
+    void readBody(request, this.bodyBytesMax)
+      .then(() => refusal, (error: unknown) => this.replyToError(error, request))
+      .then((reply) => this.respond(request, response, reply));
   }
 
   /** Sends `reply`; if that throws (say, a header value the service made up), a 500 instead. */
@@ -342,7 +435,10 @@ export class HttpApi {
       this.responsesInProgress.set(socket, responses);
     }
     responses.add(response);
-    response.once('close', () => responses.delete(response));
+    response.once('close', () => {
+      responses.delete(response);
+      if (responses.size < this.inFlightMax && this.pausedSockets.delete(socket)) socket.resume();
+    });
   }
 
   /** Whether an answer has begun on `socket`: writing another one there would corrupt the stream. */
@@ -430,6 +526,8 @@ function validateOptions(options: HttpApiOptions): void {
   positive(options.requestTimeoutMs, 'requestTimeoutMs');
   positive(options.connectionsMax, 'connectionsMax');
   positive(options.headerBytesMax, 'headerBytesMax');
+  positive(options.connectionsPerAddressMax, 'connectionsPerAddressMax');
+  positive(options.inFlightMaxPerConnection, 'inFlightMaxPerConnection');
   if (!Number.isSafeInteger(options.port) || options.port < 0 || options.port > 65_535) {
     throw new RangeError('HttpApi: port must be an integer from 0 to 65535');
   }
