@@ -28,6 +28,7 @@ export class NodeMetrics {
   readonly fsyncRecords: Histogram;
   readonly leaderChanges: Counter;
   readonly readIndexRequests: Counter<'result'>;
+  readonly connectionsRefused: Counter<'api' | 'reason'>;
 
   constructor(nodeId: number, source: MetricsSource, options: { processMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -82,6 +83,12 @@ export class NodeMetrics {
       name: 'synod_read_index_total',
       help: 'Read-index requests, by outcome (confirmed, lost_leadership, refused).',
       labelNames: ['result'],
+      registers,
+    });
+    this.connectionsRefused = new Counter({
+      name: 'synod_client_connections_refused_total',
+      help: 'Client connections refused, by front end (client, http) and reason (connections: the node\'s cap; per-address: one address\'s cap).',
+      labelNames: ['api', 'reason'],
       registers,
     });
     this.stateGauges(source, registers);

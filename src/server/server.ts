@@ -28,12 +28,19 @@ export class SynodServer {
     let httpApi: HttpApi | null = null;
     try {
       const logger = node.logger;
+      const connectionsPerAddressMax = config.connectionsPerAddressMax;
       if (self?.client) {
-        clientListener = new ClientListener({ service: node, host: self.client.host, port: self.client.port, logger: logger.child({ component: 'client' }) });
+        clientListener = new ClientListener({
+          service: node, host: self.client.host, port: self.client.port, logger: logger.child({ component: 'client' }),
+          connectionsPerAddressMax, onRefused: (reason) => node.countRefusedConnection('client', reason),
+        });
         await clientListener.start();
       }
       if (self?.http) {
-        httpApi = new HttpApi({ service: node, host: self.http.host, port: self.http.port, logger: logger.child({ component: 'http' }) });
+        httpApi = new HttpApi({
+          service: node, host: self.http.host, port: self.http.port, logger: logger.child({ component: 'http' }),
+          connectionsPerAddressMax, onRefused: (reason) => node.countRefusedConnection('http', reason),
+        });
         await httpApi.start();
       }
     } catch (error) {
