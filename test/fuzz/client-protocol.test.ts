@@ -9,6 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import fc from 'fast-check';
+import { SynodClient, SynodClientError } from '../../src/client/index.js';
 import { KvDecodeError, decodeOperation, decodeResult, encodeOperation, encodeResult } from '../../src/kv/index.js';
 import {
   HELLO_FRAME_BYTES_MAX,
@@ -264,4 +265,36 @@ test('client listener fuzz: a stream cut off at any point (no trailer) never lea
 test('client protocol: hello frames stay below the pre-hello limit', () => {
   const longest = encodeClientMessage({ type: 'hello', version: Number.MAX_SAFE_INTEGER, token: 'x'.repeat(4096) });
   assert.ok(longest.byteLength <= HELLO_FRAME_BYTES_MAX);
+});
+
+test('client fuzz: a SynodClient talking to a server that sends mutated or random frames fails with SynodClientError, never a crash', async () => {
+  const random = seededRandom(9_001);
+  const sample = sampler(9_001);
+  const welcome = encodeFrame(encodeServerMessage({ type: 'welcome', version: PROTOCOL_VERSION, nodeId: 1, requestFrameBytesMax: 1 << 20 }));
+  const server = net.createServer((socket) => {
+    socket.on('error', () => {});
+    const kind = random();
+    // A welcome (sometimes mutated), then answers that are mutated server frames or noise.
+    const answers = Array.from({ length: 1 + Math.floor(random() * 4) }, () =>
+      random() < 0.7 ? encodeFrame(applyEdits(sample(serverEncoded), sample(byteEditsArbitrary))) : Buffer.from(sample(fc.uint8Array({ minLength: 1, maxLength: 40 }))));
+    const first = kind < 0.3 ? Buffer.from(applyEdits(welcome, sample(byteEditsArbitrary))) : welcome;
+    socket.once('data', () => socket.write(concat([first, ...answers])));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  try {
+    for (let index = 0; index < 6 * fuzzScale(); index += 1) {
+      const client = new SynodClient({ endpoints: [`127.0.0.1:${port}`], timeoutMs: 200, attemptTimeoutMs: 60, backoffMsMin: 1, backoffMsMax: 5 });
+      try {
+        await client.put(`k${index}`, 'v');
+        // A mutated frame can still be a valid answer to this request; then nothing is wrong.
+      } catch (error) {
+        assert.ok(error instanceof SynodClientError, `unexpected ${String(error)}`);
+      } finally {
+        await client.close();
+      }
+    }
+  } finally {
+    await new Promise((resolve) => server.close(resolve));
+  }
 });
