@@ -17,7 +17,8 @@
  *
  * Every resource is bounded: the body (read in chunks and refused with 413 the moment it crosses
  * the limit, never buffered past it), headers (bytes, count, time), the whole request's arrival
- * time, idle keep-alive time, and connections.
+ * time, idle keep-alive time, connections (in all and per client address), and pipelined requests
+ * in flight per connection.
  */
 import http from 'node:http';
 import type net from 'node:net';
@@ -241,7 +242,8 @@ export class HttpApi {
   private handleConnect(socket: Duplex): void {
     socket.on('error', () => socket.destroy());
     const reply = errorReply('method_not_allowed', 'CONNECT is not allowed here', {}, { allow: 'GET, HEAD, PUT, DELETE' });
-    socket.end(rawResponse(reply), () => socket.destroy());
+    socket.end(rawResponse(reply));
+    this.lingerThenDestroy(socket);
   }
 
   // Connections.
