@@ -371,7 +371,14 @@ export class HttpApi {
     const invalid = validateOperation(operation);
     if (invalid !== null) return failureReply(invalid, pathAndQuery);
     const result = await this.service.submit(operation, id);
-    return result.ok ? successReply(operation, result) : failureReply(result, pathAndQuery);
+    if (!result.ok) return failureReply(result, pathAndQuery);
+    if (result.type !== operation.type && id !== undefined) {
+      // The id named an earlier request of another kind: the state machine answered that one's
+      // result again and did not apply this one (found by fuzzing: it was a 500).
+      const message = `Synod-Client-Id ${id.clientId} with Synod-Seq ${id.seq} already named a ${result.type}; this ${operation.type} was not applied (use a new Synod-Seq)`;
+      return errorReply('bad_request', message);
+    }
+    return successReply(operation, result);
   }
 
   private replyToError(error: unknown, request: http.IncomingMessage): Reply | null {
