@@ -35,6 +35,15 @@ export function fuzzParameters<T>(runs: number): fc.Parameters<T> {
   return { numRuns: runs * fuzzScale(), seed: envInteger('SYNOD_FUZZ_SEED', FUZZ_SEED_DEFAULT), endOnFailure: true };
 }
 
+/**
+ * The seed of a fuzz loop outside fast-check (socket streams, request lists, simulated runs):
+ * `base` by default, moved by `SYNOD_FUZZ_SEED` so a campaign over seeds covers new inputs.
+ */
+export function fuzzSeed(base: number): number {
+  const offset = envInteger('SYNOD_FUZZ_SEED', FUZZ_SEED_DEFAULT) - FUZZ_SEED_DEFAULT;
+  return (base + offset * 7_919) >>> 0;
+}
+
 /** A deterministic PRNG (mulberry32) for fuzz loops outside fast-check (socket streams). */
 export function seededRandom(seed: number): () => number {
   let state = seed >>> 0;

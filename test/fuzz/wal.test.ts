@@ -19,7 +19,7 @@ import { StorageCorruptionError } from '../../src/storage/errors.js';
 import { FileStorage } from '../../src/storage/file.js';
 import { MemoryLogStore } from '../../src/storage/memory.js';
 import { FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES } from '../../src/storage/segment.js';
-import { fuzzParameters, seededRandom } from './mutate.js';
+import { fuzzParameters, fuzzSeed, seededRandom } from './mutate.js';
 
 const quiet = { warn: () => {} };
 
@@ -236,7 +236,7 @@ test('wal fuzz: damaged logs reopen as an exact, loss-free prefix or fail with a
   const root = await mkdtemp(join(tmpdir(), 'synod-wal-fuzz-'));
   try {
     for (const seed of [11, 12, 13, 14]) {
-      const base = await writeBase(root, seed);
+      const base = await writeBase(root, fuzzSeed(seed));
       const parameters = fuzzParameters<[Damage]>(40);
       await fc.assert(fc.asyncProperty(damageArbitrary, (damage) => reopenCase(base, root, damage)), { ...parameters, seed: (parameters.seed ?? 0) + seed });
       // Control: the undamaged log reopens whole.
