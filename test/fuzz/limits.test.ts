@@ -21,6 +21,7 @@ import { ClientListener, type ClientListenerOptions } from '../../src/server/cli
 import { makeConfig, type MemberConfig } from '../../src/server/config.js';
 import { HttpApi } from '../../src/server/http.js';
 import { SynodNode } from '../../src/server/node.js';
+import { SynodServer } from '../../src/server/server.js';
 import { FrameDecoder, encodeFrame } from '../../src/transport/framing.js';
 import { FakeKvService } from '../helpers/fake-service.js';
 import { freePorts } from '../helpers/ports.js';
@@ -73,6 +74,16 @@ async function withListener(options: Partial<ClientListenerOptions>, body: (port
     await body(port, listener);
   } finally {
     await listener.stop();
+  }
+}
+
+/** `promise`, or a failure after `timeoutMs`: a limit that stops working must fail its test, not hang it. */
+async function within<T>(promise: Promise<T>, what: string, timeoutMs = 10_000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([promise, new Promise<never>((_resolve, reject) => (timer = setTimeout(() => reject(new Error(`timed out: ${what}`)), timeoutMs)))]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -145,14 +156,14 @@ test('limit: connections per address on the binary protocol: over the cap one ad
     const [failure] = refused.messages;
     assert.ok(failure?.type === 'failure' && failure.reqId === 0 && failure.failure.error === 'overloaded', JSON.stringify(failure));
     assert.match(failure.failure.message, /3 client connections from 127\.0\.0\.1/);
-    await refused.closed;
+    await within(refused.closed, 'the refused connection to close');
     assert.deepStrictEqual(refusals, ['per-address']);
     assert.equal(listener.stats().connectionsRefusedPerAddress, 1);
     const other = await Wire.open(port, OTHER_HOST);
     assert.equal(other.messages[0]?.type, 'welcome', 'another address is served');
     // A freed slot serves the first address again.
     held[0]?.socket.destroy();
-    await held[0]?.closed;
+    await within(held[0]?.closed ?? Promise.resolve(), 'the held connection to close');
     await until(() => listener.stats().connectionsOpen === 3, 'the freed slot');
     const again = await Wire.open(port);
     assert.equal(again.messages[0]?.type, 'welcome');
@@ -270,7 +281,7 @@ test('limit: half-sent frames on many connections pin at most pendingFrameBytesM
       peak = Math.max(peak, listener.stats().pendingFrameBytes);
     }
     assert.ok(peak <= 256 * 1024, `peak pending frame bytes ${peak}`);
-    await Promise.all(wires.map((wire) => wire.closed));
+    await within(Promise.all(wires.map((wire) => wire.closed)), 'every half-sent connection to close');
     const codes = wires.map((wire) => {
       const last = wire.messages.at(-1);
       return last?.type === 'failure' && last.reqId === 0 ? last.failure.error : 'none';
@@ -291,7 +302,7 @@ test('limit: a slowloris trickling a frame a byte at a time is cut off after fra
       slow.socket.write(frame.subarray(index, index + 1));
       await sleep(60);
     }
-    await slow.closed;
+    await within(slow.closed, 'the slowloris to be cut off');
     const last = slow.messages.at(-1);
     assert.ok(last?.type === 'failure' && last.reqId === 0 && last.failure.error === 'timeout', JSON.stringify(last));
     assert.ok(Date.now() - started >= 250);
@@ -320,11 +331,53 @@ test('limit: HTTP slowloris: headers trickled past the headers timeout get a typ
       if (sockets.every(({ socket }) => socket.destroyed)) break;
       await sleep(30);
     }
-    await Promise.all(sockets.map(({ closed }) => closed));
+    await within(Promise.all(sockets.map(({ closed }) => closed)), 'every slow HTTP connection to close');
     for (const { data } of sockets) {
       assert.match(data(), /^HTTP\/1\.1 408 /);
       assert.match(data(), /synod-error: timeout/);
     }
+  } finally {
+    await api.stop();
+  }
+});
+
+test('limit: a node server counts refused client connections in synod_client_connections_refused_total, per front end and reason', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'synod-limits-'));
+  const [peerPort = 0, clientPort = 0, httpPort = 0] = await freePorts(3);
+  const members: MemberConfig[] = [{ id: 1, peer: { host: HOST, port: peerPort }, client: { host: HOST, port: clientPort }, http: { host: HOST, port: httpPort } }];
+  const config = makeConfig({ id: 1, secret: 'limits-secret-0123456789', dataDir: join(dir, 'n1'), members, tickMs: 10, connectionsPerAddressMax: 1, logLevel: 'silent' });
+  const server = await SynodServer.start(config, { logStream: new Sink(), processMetrics: false });
+  try {
+    const held = await Wire.open(clientPort);
+    const refused = await Wire.open(clientPort, HOST, false);
+    await within(refused.closed, 'the refused connection to close');
+    const heldHttp = await rawHttp(httpPort, HOST, 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+    const refusedHttp = await rawHttp(httpPort, HOST, '');
+    assert.match(refusedHttp.head, /^HTTP\/1\.1 429 /);
+    const text = await server.node.metrics();
+    for (const api of ['client', 'http']) {
+      const line = text.split('\n').find((candidate) => candidate.startsWith('synod_client_connections_refused_total{') && candidate.includes(`api="${api}"`) && candidate.includes('reason="per-address"'));
+      assert.ok(line?.endsWith(' 1'), `${api}: ${line ?? 'no line'}`);
+    }
+    for (const socket of [held.socket, heldHttp.socket, refusedHttp.socket]) socket.destroy();
+  } finally {
+    await server.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('limit: HTTP connections over connectionsMax are dropped by node:http and counted', async () => {
+  const refusals: string[] = [];
+  const api = new HttpApi({ service: new FakeKvService(), host: HOST, port: 0, connectionsMax: 1, onRefused: (reason) => refusals.push(reason) });
+  const { port } = await api.start();
+  try {
+    const held = await rawHttp(port, HOST, 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+    const dropped = await rawHttp(port, OTHER_HOST, 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+    assert.equal(dropped.head, '', 'closed unanswered');
+    await until(() => refusals.length === 1, 'the drop to be counted');
+    assert.deepStrictEqual(refusals, ['connections']);
+    assert.equal(api.stats().connectionsRefused, 1);
+    held.socket.destroy();
   } finally {
     await api.stop();
   }
