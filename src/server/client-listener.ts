@@ -34,6 +34,7 @@ import { FrameDecoder, encodeFrame } from '../transport/framing.js';
 import { createStreamServer } from '../transport/tls.js';
 import { FrameTooLargeError } from '../transport/transport.js';
 import { ClientAccess, refusalMessage } from './access.js';
+import { CONNECTIONS_PER_ADDRESS_MAX_DEFAULT, ConnectionsPerAddress, addressKey } from './address-limit.js';
 import type { KvService, ServiceErrorCode, ServiceFailure, ServiceResult } from './service.js';
 
 /** The logging surface the listener needs: a subset of pino's, so a pino logger fits as is. */
@@ -55,6 +56,17 @@ export interface ClientListenerOptions {
   readonly inFlightMaxPerConnection?: number;
   /** Open connections; beyond it a new connection gets `overloaded` and is closed. */
   readonly connectionsMax?: number;
+  /** Open connections from one client address; beyond it, as for `connectionsMax` (default 256). */
+  readonly connectionsPerAddressMax?: number;
+  /** How long a frame may take to arrive once its first byte has (default 30 s): slowloris protection. */
+  readonly frameTimeoutMs?: number;
+  /**
+   * Bytes of incomplete frames all connections together may hold (default 128 MiB); the connection
+   * whose bytes cross it gets `overloaded` and is closed. Bounds what half-sent frames can pin.
+   */
+  readonly pendingFrameBytesMax?: number;
+  /** Called for each refused connection, with why (for metrics). */
+  readonly onRefused?: (reason: ConnectionRefusal) => void;
   /** Passed to `KvService.submit` as `timeoutMs` (absent: the service's default). */
   readonly requestTimeoutMs?: number;
   /** How long a new connection may take to send its hello (default 10 s). */
@@ -65,12 +77,19 @@ export interface ClientListenerOptions {
   readonly tls?: tls.TlsOptions;
 }
 
+/** Why a connection was refused: the node's cap, or its address's. */
+export type ConnectionRefusal = 'connections' | 'per-address';
+
 /** Counters for a status page and tests. */
 export interface ClientListenerStats {
   /** Connections accepted (under `connectionsMax`), since start. */
   readonly connectionsAccepted: number;
-  /** Connections refused for being over `connectionsMax`. */
+  /** Connections refused for being over `connectionsMax` or `connectionsPerAddressMax`. */
   readonly connectionsRefused: number;
+  /** Of those, refused for being over `connectionsPerAddressMax`. */
+  readonly connectionsRefusedPerAddress: number;
+  /** Bytes of incomplete frames held right now, all connections together. */
+  readonly pendingFrameBytes: number;
   readonly connectionsOpen: number;
   /** Requests and status requests received. */
   readonly requests: number;
@@ -89,6 +108,8 @@ export interface ClientListenerStats {
 export const IN_FLIGHT_MAX_PER_CONNECTION_DEFAULT = 1024;
 export const CONNECTIONS_MAX_DEFAULT = 1024;
 export const HELLO_TIMEOUT_MS_DEFAULT = 10_000;
+export const FRAME_TIMEOUT_MS_DEFAULT = 30_000;
+export const PENDING_FRAME_BYTES_MAX_DEFAULT = 128 * 1024 * 1024;
 /** After a fatal error frame, how long the client gets to read it and close before we reset. */
 const LINGER_MS = 1000;
 
@@ -98,6 +119,8 @@ const silentLogger: ClientListenerLogger = { info: () => {}, warn: () => {}, err
 class ListenerCounters {
   connectionsAccepted = 0;
   connectionsRefused = 0;
+  connectionsRefusedPerAddress = 0;
+  pendingFrameBytes = 0;
   requests = 0;
   responses = 0;
   writes = 0;
@@ -118,6 +141,8 @@ interface ConnectionContext {
   readonly inFlightMax: number;
   readonly requestTimeoutMs: number | undefined;
   readonly helloTimeoutMs: number;
+  readonly frameTimeoutMs: number;
+  readonly pendingFrameBytesMax: number;
   readonly counters: ListenerCounters;
   readonly access: ClientAccess;
   closed(connection: ClientConnection): void;
@@ -127,6 +152,7 @@ interface ConnectionContext {
 export class ClientListener {
   private readonly context: ConnectionContext;
   private readonly connectionsMax: number;
+  private readonly perAddress: ConnectionsPerAddress;
   private readonly connections = new Set<ClientConnection>();
   /** Connections in `connections` that were accepted (not refused). */
   private connectionsOpen = 0;
@@ -138,12 +164,15 @@ export class ClientListener {
     const frameBytesMax = options.frameBytesMax ?? REQUEST_FRAME_BYTES_MAX_DEFAULT;
     const inFlightMax = options.inFlightMaxPerConnection ?? IN_FLIGHT_MAX_PER_CONNECTION_DEFAULT;
     this.connectionsMax = options.connectionsMax ?? CONNECTIONS_MAX_DEFAULT;
+    this.perAddress = new ConnectionsPerAddress(options.connectionsPerAddressMax ?? CONNECTIONS_PER_ADDRESS_MAX_DEFAULT);
     assert(Number.isSafeInteger(frameBytesMax) && frameBytesMax >= HELLO_FRAME_BYTES_MAX, 'frameBytesMax must be an integer of at least HELLO_FRAME_BYTES_MAX');
     assert(frameBytesMax <= 0xffff_ffff, 'frameBytesMax exceeds the u32 length prefix');
     assert(Number.isSafeInteger(inFlightMax) && inFlightMax >= 1, 'inFlightMaxPerConnection must be a positive integer');
     assert(Number.isSafeInteger(this.connectionsMax) && this.connectionsMax >= 1, 'connectionsMax must be a positive integer');
     assert(options.requestTimeoutMs === undefined || options.requestTimeoutMs > 0, 'requestTimeoutMs must be positive');
     const logger = options.logger ?? silentLogger;
+    assert(options.frameTimeoutMs === undefined || options.frameTimeoutMs > 0, 'frameTimeoutMs must be positive');
+    assert(options.pendingFrameBytesMax === undefined || options.pendingFrameBytesMax > 0, 'pendingFrameBytesMax must be positive');
     this.context = {
       service: options.service,
       logger,
@@ -152,6 +181,8 @@ export class ClientListener {
       inFlightMax,
       requestTimeoutMs: options.requestTimeoutMs,
       helloTimeoutMs: options.helloTimeoutMs ?? HELLO_TIMEOUT_MS_DEFAULT,
+      frameTimeoutMs: options.frameTimeoutMs ?? FRAME_TIMEOUT_MS_DEFAULT,
+      pendingFrameBytesMax: options.pendingFrameBytesMax ?? PENDING_FRAME_BYTES_MAX_DEFAULT,
       counters: this.counters,
       closed: (connection) => this.onClosed(connection),
     };
@@ -201,10 +232,11 @@ export class ClientListener {
   /** A snapshot of the counters. */
   stats(): ClientListenerStats {
     const connectionsOpen = this.connectionsOpen;
-    const { connectionsAccepted, connectionsRefused, requests, responses, writes, readPauses, protocolErrors } = this.counters;
+    const { connectionsAccepted, connectionsRefused, connectionsRefusedPerAddress, pendingFrameBytes } = this.counters;
+    const { requests, responses, writes, readPauses, protocolErrors } = this.counters;
     return {
-      connectionsAccepted, connectionsRefused, connectionsOpen, requests, responses, writes, readPauses, protocolErrors,
-      errors: { ...this.counters.errors },
+      connectionsAccepted, connectionsRefused, connectionsRefusedPerAddress, pendingFrameBytes, connectionsOpen,
+      requests, responses, writes, readPauses, protocolErrors, errors: { ...this.counters.errors },
     };
   }
 
@@ -213,22 +245,32 @@ export class ClientListener {
       socket.destroy();
       return;
     }
-    const refused = this.connectionsOpen >= this.connectionsMax;
-    const connection = new ClientConnection(this.context, socket, refused);
+    const address = addressKey(socket.remoteAddress);
+    const refusal: ConnectionRefusal | null =
+      this.connectionsOpen >= this.connectionsMax ? 'connections' : this.perAddress.tryAcquire(address) ? null : 'per-address';
+    const connection = new ClientConnection(this.context, socket, refusal !== null, address);
     this.connections.add(connection);
-    if (!refused) {
+    if (refusal === null) {
       this.connectionsOpen += 1;
       this.counters.connectionsAccepted += 1;
       return;
     }
     this.counters.connectionsRefused += 1;
-    this.context.logger.warn({ remote: connection.remoteAddress, connectionsMax: this.connectionsMax }, 'client connection refused: too many connections');
-    connection.fail({ ok: false, error: 'overloaded', message: `the node has ${this.connectionsMax} client connections` }, false);
+    if (refusal === 'per-address') this.counters.connectionsRefusedPerAddress += 1;
+    this.options.onRefused?.(refusal);
+    const message = refusal === 'connections'
+      ? `the node has ${this.connectionsMax} client connections`
+      : `${this.perAddress.max} client connections from ${address} are open`;
+    this.context.logger.warn({ remote: connection.remoteAddress, reason: refusal }, 'client connection refused: too many connections');
+    connection.fail({ ok: false, error: 'overloaded', message }, false);
   }
 
   private onClosed(connection: ClientConnection): void {
     assert(this.connections.delete(connection), 'a connection closes once');
-    if (!connection.refused) this.connectionsOpen -= 1;
+    if (!connection.refused) {
+      this.connectionsOpen -= 1;
+      this.perAddress.release(connection.address);
+    }
     assert(this.connectionsOpen >= 0, 'open connections never go negative');
   }
 }
@@ -245,11 +287,17 @@ class ClientConnection {
   private flushScheduled = false;
   private readingPaused = false;
   private timer: NodeJS.Timeout | null;
+  /** Armed while a frame is incomplete: it must finish within `frameTimeoutMs`. */
+  private frameTimer: NodeJS.Timeout | null = null;
+  /** This connection's share of `counters.pendingFrameBytes`. */
+  private pendingFrameBytes = 0;
 
   constructor(
     private readonly context: ConnectionContext,
     private readonly socket: net.Socket,
     readonly refused: boolean,
+    /** The address it counts against (`addressKey`). */
+    readonly address: string,
   ) {
     this.remoteAddress = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
     socket.setNoDelay(true);
@@ -270,6 +318,7 @@ class ClientConnection {
     this.state = 'closed';
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
+    this.notePendingFrameBytes(0);
     this.inFlight.clear();
     this.outgoing = [];
     this.socket.destroy();
@@ -289,6 +338,7 @@ class ClientConnection {
     }
     this.queue({ type: 'failure', reqId: 0, failure });
     this.state = 'closing';
+    this.notePendingFrameBytes(0);
     this.inFlight.clear();
     this.flush();
     this.socket.end();
@@ -312,6 +362,34 @@ class ClientConnection {
       if (!this.isActive()) return;
       this.onFrame(payload);
     }
+    if (this.isActive()) this.notePendingFrameBytes(this.decoder.bufferedBytes);
+  }
+
+  /**
+   * Accounts for the bytes of an incomplete frame this connection holds: each frame must finish
+   * within `frameTimeoutMs` of its first byte, and all connections together may hold at most
+   * `pendingFrameBytesMax` (the one that crosses it is closed). So half-sent frames, however many
+   * connections send them, pin bounded memory for a bounded time.
+   */
+  private notePendingFrameBytes(bytes: number): void {
+    const counters = this.context.counters;
+    counters.pendingFrameBytes += bytes - this.pendingFrameBytes;
+    this.pendingFrameBytes = bytes;
+    assert(counters.pendingFrameBytes >= 0, 'pending frame bytes never go negative');
+    if (bytes === 0) {
+      if (this.frameTimer !== null) clearTimeout(this.frameTimer);
+      this.frameTimer = null;
+      return;
+    }
+    if (counters.pendingFrameBytes > this.context.pendingFrameBytesMax) {
+      const message = `the node holds ${this.context.pendingFrameBytesMax} bytes of incomplete frames`;
+      this.fail({ ok: false, error: 'overloaded', message }, false);
+      return;
+    }
+    this.frameTimer ??= setTimeout(() => {
+      this.frameTimer = null;
+      this.fail({ ok: false, error: 'timeout', message: `a frame took longer than ${this.context.frameTimeoutMs} ms to arrive` }, true);
+    }, this.context.frameTimeoutMs);
   }
 
   private onFrame(payload: Uint8Array): void {

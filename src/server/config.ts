@@ -10,6 +10,7 @@ import { DEFAULT_REPLICA_OPTIONS } from '../core/multipaxos/replica.js';
 
 /** The node's default leader window: measured best on 3 members sharing one disk (README, Benchmarks). */
 export const PIPELINE_DEPTH_DEFAULT = 1;
+import { CONNECTIONS_PER_ADDRESS_MAX_DEFAULT } from './address-limit.js';
 import type { ReadMode } from './service.js';
 
 export class ConfigError extends Error {
@@ -59,6 +60,8 @@ export interface NodeConfig {
   readonly requestTimeoutMs: number;
   /** Client requests waiting for the log or a read round, per node; beyond it `overloaded`. */
   readonly pendingRequestsMax: number;
+  /** Open connections from one client address, per front end (binary and HTTP); beyond it refused. */
+  readonly connectionsPerAddressMax: number;
   readonly logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'silent';
   /**
    * The host the client and HTTP listeners bind (their ports are the member entry's). Loopback by
@@ -87,6 +90,7 @@ export const CONFIG_DEFAULTS = {
   readMode: 'index' as ReadMode,
   requestTimeoutMs: 5_000,
   pendingRequestsMax: 65_536,
+  connectionsPerAddressMax: CONNECTIONS_PER_ADDRESS_MAX_DEFAULT,
   logLevel: 'info' as NodeConfig['logLevel'],
   clientBind: '127.0.0.1',
   clientToken: null as string | null,
@@ -173,7 +177,7 @@ export function validateConfig(config: NodeConfig): void {
     ids.add(member.id);
   }
   if (!ids.has(config.id)) throw new ConfigError(`this node (${config.id}) is not in the member list`);
-  for (const field of ['tickMs', 'electionTicksMin', 'electionTicksMax', 'heartbeatTicks', 'pipelineDepthMax', 'requestTimeoutMs', 'pendingRequestsMax'] as const) {
+  for (const field of ['tickMs', 'electionTicksMin', 'electionTicksMax', 'heartbeatTicks', 'pipelineDepthMax', 'requestTimeoutMs', 'pendingRequestsMax', 'connectionsPerAddressMax'] as const) {
     positiveInteger(config[field], field);
   }
   if (config.electionTicksMin <= config.heartbeatTicks) throw new ConfigError('electionTicksMin must exceed heartbeatTicks');

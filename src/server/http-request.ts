@@ -113,6 +113,11 @@ export function checkQueryNames(target: RequestTarget, allowed: readonly string[
   }
 }
 
+/** An HTTP/1.1 request must name its host (RFC 9112 §3.2); we do not use it, but refuse without. */
+export function checkHost(request: IncomingMessage): void {
+  if (request.httpVersion === '1.1' && request.headers.host === undefined) throw badRequest('an HTTP/1.1 request needs a Host header');
+}
+
 // Routes.
 
 /** What a path names. `key` is null for the collection `/v1/kv`, '' for `/v1/kv/`. */

@@ -32,6 +32,7 @@ export class NodeMetrics {
   readonly leaderChanges: Counter;
   readonly readIndexRequests: Counter<'result'>;
   readonly clientAuthFailures: Counter<'api' | 'reason'>;
+  readonly connectionsRefused: Counter<'api' | 'reason'>;
 
   constructor(nodeId: number, source: MetricsSource, options: { processMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -91,6 +92,12 @@ export class NodeMetrics {
     this.clientAuthFailures = new Counter({
       name: 'synod_client_auth_failures_total',
       help: 'Clients refused, by API (binary, http) and reason (missing-token, bad-token, tls-handshake).',
+      labelNames: ['api', 'reason'],
+      registers,
+    });
+    this.connectionsRefused = new Counter({
+      name: 'synod_client_connections_refused_total',
+      help: 'Client connections refused, by front end (client, http) and reason (connections: the node\'s cap; per-address: one address\'s cap).',
       labelNames: ['api', 'reason'],
       registers,
     });

@@ -301,6 +301,11 @@ export class SynodNode implements KvService {
     return this.metricsRegistry.registry.metrics();
   }
 
+  /** Counts a client connection a front end refused (`synod_client_connections_refused_total`). */
+  countRefusedConnection(api: 'client' | 'http', reason: 'connections' | 'per-address'): void {
+    this.metricsRegistry.connectionsRefused.inc({ api, reason });
+  }
+
   /** Where a member serves clients. */
   endpointOf(id: NodeId): NodeEndpoint {
     const member = this.config.members.find((candidate) => candidate.id === id);

@@ -42,14 +42,21 @@ export class SynodServer {
     let clientListener: ClientListener | null = null;
     let httpApi: HttpApi | null = null;
     try {
+      const connectionsPerAddressMax = config.connectionsPerAddressMax;
       if (self?.client) {
         warnIfUnreachable(logger, 'client', host, self.client);
-        clientListener = new ClientListener({ service: node, host, port: self.client.port, logger: logger.child({ component: 'client' }), access, ...tls });
+        clientListener = new ClientListener({
+          service: node, host, port: self.client.port, logger: logger.child({ component: 'client' }), access, ...tls,
+          connectionsPerAddressMax, onRefused: (reason) => node.countRefusedConnection('client', reason),
+        });
         await clientListener.start();
       }
       if (self?.http) {
         warnIfUnreachable(logger, 'http', host, self.http);
-        httpApi = new HttpApi({ service: node, host, port: self.http.port, logger: logger.child({ component: 'http' }), access, ...tls });
+        httpApi = new HttpApi({
+          service: node, host, port: self.http.port, logger: logger.child({ component: 'http' }), access, ...tls,
+          connectionsPerAddressMax, onRefused: (reason) => node.countRefusedConnection('http', reason),
+        });
         await httpApi.start();
       }
     } catch (error) {

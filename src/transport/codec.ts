@@ -3,6 +3,13 @@
  * type. `decodeMessage` treats its input as hostile: it checks every tag, integer, node id and
  * nested entry, rebuilds a fresh object from the checked fields (so no unexpected property, getter
  * or prototype reaches the core), and throws `WireDecodeError` for anything else.
+ *
+ * It also checks the invariants every message our core builds satisfies, which the core relies on
+ * (it asserts them, and an assertion stops the node): a sender's own requests (prepare, accept,
+ * heartbeat) carry a ballot it owns, and answers (promise, accepted, nack, heartbeat-ack) one owned
+ * by the node they answer; log entries sit at slots of at least 1, at most one entry per slot per
+ * message, with non-zero ballots and epochs; a promise that lists entries names the last of them
+ * as its max slot.
  */
 import { Packr } from 'msgpackr';
 import { ballotNode, isValidNodeId, type Ballot, type NodeId } from '../core/ballot.js';
@@ -75,33 +82,44 @@ export function readMessage(value: unknown): Message {
   switch (type) {
     case 'prepare': {
       const fields = readFields(value, ['type', 'from', 'to', 'ballot', 'firstUnchosen'], type);
-      return { type, ...readEnvelope(fields), ballot: readBallot(fields.ballot, 'ballot'), firstUnchosen: readSlot(fields.firstUnchosen, 'firstUnchosen') };
+      const envelope = readEnvelope(fields);
+      return { type, ...envelope, ballot: readOwnedBallot(fields.ballot, envelope.from), firstUnchosen: readSlot(fields.firstUnchosen, 'firstUnchosen') };
     }
     case 'promise': {
       const fields = readFields(value, ['type', 'from', 'to', 'ballot', 'entries', 'maxSlot'], type);
-      const entries = readArray(fields.entries, 'entries').map(readLogEntry);
-      return { type, ...readEnvelope(fields), ballot: readBallot(fields.ballot, 'ballot'), entries, maxSlot: readSlot(fields.maxSlot, 'maxSlot') };
+      const envelope = readEnvelope(fields);
+      const entries = readEntries(fields.entries, readLogEntry);
+      const maxSlot = readSlot(fields.maxSlot, 'maxSlot');
+      // An acceptor lists every entry from the asked slot up to its max slot, which holds one.
+      const lastSlot = entries.reduce((last, entry) => Math.max(last, entry.slot), 0);
+      if (entries.length > 0 && maxSlot !== lastSlot) throw new WireDecodeError('promise maxSlot is not its last entry');
+      return { type, ...envelope, ballot: readOwnedBallot(fields.ballot, envelope.to), entries, maxSlot };
     }
     case 'accept': {
       const fields = readFields(value, ['type', 'from', 'to', 'ballot', 'entries', 'commitIndex'], type);
-      const entries = readArray(fields.entries, 'entries').map(readProposedEntry);
-      return { type, ...readEnvelope(fields), ballot: readBallot(fields.ballot, 'ballot'), entries, commitIndex: readSlot(fields.commitIndex, 'commitIndex') };
+      const envelope = readEnvelope(fields);
+      const entries = readEntries(fields.entries, readProposedEntry);
+      return { type, ...envelope, ballot: readOwnedBallot(fields.ballot, envelope.from), entries, commitIndex: readSlot(fields.commitIndex, 'commitIndex') };
     }
     case 'accepted': {
       const fields = readFields(value, ['type', 'from', 'to', 'ballot', 'slots', 'firstUnchosen'], type);
-      return { type, ...readEnvelope(fields), ballot: readBallot(fields.ballot, 'ballot'), slots: readSlots(fields.slots), firstUnchosen: readSlot(fields.firstUnchosen, 'firstUnchosen') };
+      const envelope = readEnvelope(fields);
+      return { type, ...envelope, ballot: readOwnedBallot(fields.ballot, envelope.to), slots: readSlots(fields.slots), firstUnchosen: readSlot(fields.firstUnchosen, 'firstUnchosen') };
     }
     case 'nack': {
       const fields = readFields(value, ['type', 'from', 'to', 'ballot', 'promised'], type);
-      return { type, ...readEnvelope(fields), ballot: readBallot(fields.ballot, 'ballot'), promised: readBallot(fields.promised, 'promised') };
+      const envelope = readEnvelope(fields);
+      return { type, ...envelope, ballot: readOwnedBallot(fields.ballot, envelope.to), promised: readBallot(fields.promised, 'promised') };
     }
     case 'heartbeat': {
       const fields = readFields(value, ['type', 'from', 'to', 'ballot', 'commitIndex', 'readRound'], type);
-      return { type, ...readEnvelope(fields), ballot: readBallot(fields.ballot, 'ballot'), commitIndex: readSlot(fields.commitIndex, 'commitIndex'), readRound: readSlot(fields.readRound, 'readRound') };
+      const envelope = readEnvelope(fields);
+      return { type, ...envelope, ballot: readOwnedBallot(fields.ballot, envelope.from), commitIndex: readSlot(fields.commitIndex, 'commitIndex'), readRound: readSlot(fields.readRound, 'readRound') };
     }
     case 'heartbeat-ack': {
       const fields = readFields(value, ['type', 'from', 'to', 'ballot', 'firstUnchosen', 'maxSlot', 'readRound'], type);
-      return { type, ...readEnvelope(fields), ballot: readBallot(fields.ballot, 'ballot'), firstUnchosen: readSlot(fields.firstUnchosen, 'firstUnchosen'), maxSlot: readSlot(fields.maxSlot, 'maxSlot'), readRound: readSlot(fields.readRound, 'readRound') };
+      const envelope = readEnvelope(fields);
+      return { type, ...envelope, ballot: readOwnedBallot(fields.ballot, envelope.to), firstUnchosen: readSlot(fields.firstUnchosen, 'firstUnchosen'), maxSlot: readSlot(fields.maxSlot, 'maxSlot'), readRound: readSlot(fields.readRound, 'readRound') };
     }
     case 'learn': {
       const fields = readFields(value, ['type', 'from', 'to', 'slots'], type);
@@ -109,7 +127,7 @@ export function readMessage(value: unknown): Message {
     }
     case 'learned': {
       const fields = readFields(value, ['type', 'from', 'to', 'entries'], type);
-      return { type, ...readEnvelope(fields), entries: readArray(fields.entries, 'entries').map(readChosenEntry) };
+      return { type, ...readEnvelope(fields), entries: readEntries(fields.entries, readChosenEntry) };
     }
     case 'rejoin': {
       const fields = readFields(value, ['type', 'from', 'to', 'nonce', 'fence'], type);
@@ -170,8 +188,28 @@ function readSlot(value: unknown, what: string): number {
   return value;
 }
 
+/** Slots of log entries: at least 1 (slot 0 does not exist), each at most once. */
 function readSlots(value: unknown): number[] {
-  return readArray(value, 'slots').map((slot) => readSlot(slot, 'slot'));
+  const slots = readArray(value, 'slots').map(readEntrySlot);
+  if (new Set(slots).size !== slots.length) throw new WireDecodeError('slots repeat a slot');
+  return slots;
+}
+
+function readEntrySlot(value: unknown): number {
+  const slot = readSlot(value, 'slot');
+  if (slot < 1) throw new WireDecodeError('slot must be at least 1');
+  return slot;
+}
+
+/** Entries of one message: at most one per slot (a ballot has one value per slot). */
+function readEntries<T extends { readonly slot: number }>(value: unknown, readEntry: (entry: unknown) => T): T[] {
+  const entries = readArray(value, 'entries').map(readEntry);
+  const slots = new Set<number>();
+  for (const entry of entries) {
+    if (slots.has(entry.slot)) throw new WireDecodeError(`entries repeat slot ${entry.slot}`);
+    slots.add(entry.slot);
+  }
+  return entries;
 }
 
 /** A ballot is 0 (none) or `round * NODE_ID_LIMIT + nodeId` with a valid node id. */
@@ -181,12 +219,26 @@ function readBallot(value: unknown, what: string): Ballot {
   return ballot;
 }
 
+/** A real (non-zero) ballot: what entries were accepted at, and what epochs are. */
+function readRealBallot(value: unknown, what: string): Ballot {
+  const ballot = readBallot(value, what);
+  if (ballot === 0) throw new WireDecodeError(`${what} must not be 0`);
+  return ballot;
+}
+
+/** The ballot of a request or answer: real, and owned by `owner` (the proposer it belongs to). */
+function readOwnedBallot(value: unknown, owner: NodeId): Ballot {
+  const ballot = readRealBallot(value, 'ballot');
+  if (ballotNode(ballot) !== owner) throw new WireDecodeError(`ballot belongs to node ${ballotNode(ballot)}, not ${owner}`);
+  return ballot;
+}
+
 function readLogEntry(value: unknown): LogEntry {
   const fields = readFields(value, ['slot', 'ballot', 'value', 'chosen'], 'log entry');
   if (typeof fields.chosen !== 'boolean') throw new WireDecodeError('chosen must be a boolean');
   return {
-    slot: readSlot(fields.slot, 'slot'),
-    ballot: readBallot(fields.ballot, 'ballot'),
+    slot: readEntrySlot(fields.slot),
+    ballot: readRealBallot(fields.ballot, 'ballot'),
     value: readEntryValue(fields.value),
     chosen: fields.chosen,
   };
@@ -194,12 +246,12 @@ function readLogEntry(value: unknown): LogEntry {
 
 function readProposedEntry(value: unknown): ProposedEntry {
   const fields = readFields(value, ['slot', 'value'], 'proposed entry');
-  return { slot: readSlot(fields.slot, 'slot'), value: readEntryValue(fields.value) };
+  return { slot: readEntrySlot(fields.slot), value: readEntryValue(fields.value) };
 }
 
 function readChosenEntry(value: unknown): ChosenEntry {
   const fields = readFields(value, ['slot', 'ballot', 'value'], 'chosen entry');
-  return { slot: readSlot(fields.slot, 'slot'), ballot: readBallot(fields.ballot, 'ballot'), value: readEntryValue(fields.value) };
+  return { slot: readEntrySlot(fields.slot), ballot: readRealBallot(fields.ballot, 'ballot'), value: readEntryValue(fields.value) };
 }
 
 function readEntryValue(value: unknown): EntryValue {
@@ -210,12 +262,12 @@ function readEntryValue(value: unknown): EntryValue {
       return { type: 'noop' };
     case 'start-working': {
       const fields = readFields(value, ['type', 'epoch'], 'start-working');
-      return { type: 'start-working', epoch: readBallot(fields.epoch, 'epoch') };
+      return { type: 'start-working', epoch: readRealBallot(fields.epoch, 'epoch') };
     }
     case 'commands': {
       const fields = readFields(value, ['type', 'epoch', 'commands'], 'commands');
       const commands = readArray(fields.commands, 'commands').map(readCommand);
-      return { type: 'commands', epoch: readBallot(fields.epoch, 'epoch'), commands };
+      return { type: 'commands', epoch: readRealBallot(fields.epoch, 'epoch'), commands };
     }
     default:
       throw new WireDecodeError('unknown entry value type');

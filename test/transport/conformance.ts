@@ -28,9 +28,13 @@ export async function waitFor(condition: () => boolean, what: string, timeoutMs 
   }
 }
 
-/** One message of every type from `from` to `to`, with edge-case contents. */
+/**
+ * One message of every type from `from` to `to`, with edge-case contents. Requests carry the
+ * sender's ballot, answers the recipient's (the decoder insists, as the core always does).
+ */
 export function sampleMessages(from: NodeId, to: NodeId): Message[] {
   const ballot = makeBallot(7, from);
+  const answered = makeBallot(7, to);
   const epoch = makeBallot(3, to);
   const commands = [
     { clientId: 'client-α', seq: 0, payload: new Uint8Array([0, 1, 2, 255]) },
@@ -40,7 +44,7 @@ export function sampleMessages(from: NodeId, to: NodeId): Message[] {
   return [
     { type: 'prepare', from, to, ballot, firstUnchosen: 1 },
     {
-      type: 'promise', from, to, ballot, maxSlot: 9,
+      type: 'promise', from, to, ballot: answered, maxSlot: 5,
       entries: [
         { slot: 3, ballot: epoch, value: { type: 'noop' }, chosen: true },
         { slot: 4, ballot: epoch, value: { type: 'start-working', epoch }, chosen: false },
@@ -48,10 +52,10 @@ export function sampleMessages(from: NodeId, to: NodeId): Message[] {
       ],
     },
     { type: 'accept', from, to, ballot, commitIndex: 5, entries: [{ slot: 6, value: { type: 'commands', epoch, commands } }] },
-    { type: 'accepted', from, to, ballot, slots: [6, 7, 2 ** 40], firstUnchosen: 6 },
-    { type: 'nack', from, to, ballot, promised: makeBallot(9, to) },
+    { type: 'accepted', from, to, ballot: answered, slots: [6, 7, 2 ** 40], firstUnchosen: 6 },
+    { type: 'nack', from, to, ballot: answered, promised: makeBallot(9, to) },
     { type: 'heartbeat', from, to, ballot, commitIndex: 0 , readRound: 0},
-    { type: 'heartbeat-ack', from, to, ballot, firstUnchosen: 6, maxSlot: 7 , readRound: 0},
+    { type: 'heartbeat-ack', from, to, ballot: answered, firstUnchosen: 6, maxSlot: 7 , readRound: 0},
     { type: 'learn', from, to, slots: [] },
     { type: 'learned', from, to, entries: [{ slot: 1, ballot: epoch, value: { type: 'commands', epoch, commands: [] } }] },
     { type: 'rejoin', from, to, nonce: 2 ** 31 - 1, fence: BALLOT_ZERO },
@@ -113,12 +117,12 @@ export function runTransportConformance(name: string, makeCluster: MakeCluster):
       const received = await startRecording(cluster);
       const count = 2_000;
       for (let index = 0; index < count; index += 1) {
-        transportOf(cluster, 1).send({ type: 'accepted', from: 1, to: 2, ballot: makeBallot(1, 1), slots: [index], firstUnchosen: 0 });
-        transportOf(cluster, 2).send({ type: 'learn', from: 2, to: 1, slots: [index] });
+        transportOf(cluster, 1).send({ type: 'accepted', from: 1, to: 2, ballot: makeBallot(1, 2), slots: [index + 1], firstUnchosen: 0 });
+        transportOf(cluster, 2).send({ type: 'learn', from: 2, to: 1, slots: [index + 1] });
       }
       await waitFor(() => received.get(1)?.length === count && received.get(2)?.length === count, 'all messages');
       const slotsAtTwo = (received.get(2) ?? []).map((message) => (message.type === 'accepted' ? message.slots[0] : -1));
-      assert.deepStrictEqual([...slotsAtTwo].sort((left, right) => (left ?? 0) - (right ?? 0)), [...Array(count).keys()]);
+      assert.deepStrictEqual([...slotsAtTwo].sort((left, right) => (left ?? 0) - (right ?? 0)), [...Array(count).keys()].map((index) => index + 1));
       assert.equal(transportOf(cluster, 1).stats().peers.get(2)?.dropped ?? 0, 0);
     } finally {
       await cluster.cleanup();

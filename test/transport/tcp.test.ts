@@ -214,7 +214,7 @@ test('tcp: frames above frameBytesMax are not sent', async () => {
   const addresses = await addressesFor([1, 2]);
   const one = makeNode(1, addresses, { frameBytesMax: 64 });
   await withNodes([one], async () => {
-    one.send({ type: 'learn', from: 1, to: 2, slots: Array.from({ length: 100 }, (_, index) => index) });
+    one.send({ type: 'learn', from: 1, to: 2, slots: Array.from({ length: 100 }, (_, index) => index + 1) });
     assert.equal(one.stats().peers.get(2)?.droppedByReason['too-large'], 1);
   });
 });

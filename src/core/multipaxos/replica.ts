@@ -645,6 +645,13 @@ export class Replica {
 
   private onPromise(message: PromiseMessage): void {
     if (this.role !== 'candidate' || this.candidate === null || message.ballot !== this.candidate.ballot) return;
+    // An acceptor lists its entries from the slot our prepare asked for (at most our firstUnchosen)
+    // up to its max slot, which holds one; listing none, its max slot is below our firstUnchosen.
+    // A promise claiming more is from no real log, and recovery would fill every slot up to it.
+    if (message.entries.length === 0 && message.maxSlot >= this.firstUnchosen) {
+      this.trace(`ignored promise from ${message.from}: maxSlot ${message.maxSlot} without entries`);
+      return;
+    }
     this.candidate.promises.set(message.from, message);
     this.maybeWinElection();
   }
