@@ -44,13 +44,15 @@ interface Ports {
 /** Every message type an impostor claiming `from` could use to move `to`: raise its promise, make it accept or learn a value, or vote. */
 function forgeries(from: NodeId, to: NodeId): Message[] {
   const ballot = makeBallot(FORGED_ROUND, from);
+  // A promise or an acceptance answers the recipient's ballot (the codec refuses any other).
+  const theirs = makeBallot(FORGED_ROUND, to);
   const evil = { clientId: 'evil', seq: 1, payload: encodeOperation({ type: 'put', key: 'injected', value: 'evil' }) };
   const value = { type: 'commands' as const, epoch: ballot, commands: [evil] };
   return [
     { type: 'prepare', from, to, ballot, firstUnchosen: 1 },
     { type: 'accept', from, to, ballot, commitIndex: 1_000, entries: [1, 2, 3, 1_000].map((slot) => ({ slot, value })) },
-    { type: 'promise', from, to, ballot, entries: [], maxSlot: 0 },
-    { type: 'accepted', from, to, ballot, slots: [1, 2, 3], firstUnchosen: 1 },
+    { type: 'promise', from, to, ballot: theirs, entries: [], maxSlot: 0 },
+    { type: 'accepted', from, to, ballot: theirs, slots: [1, 2, 3], firstUnchosen: 1 },
     { type: 'heartbeat', from, to, ballot, commitIndex: 1_000, readRound: 1 },
     { type: 'learned', from, to, entries: [1, 2, 3].map((slot) => ({ slot, ballot, value })) },
   ];
