@@ -19,6 +19,7 @@ import {
   KEY_BYTES_MAX,
   VALUE_BYTES_MAX,
   decodeOperation,
+  encodeOperation,
   isReadOperation,
   kvFailure,
   resultFromFields,
@@ -95,6 +96,11 @@ export class KvStateMachine {
   private revisionCurrent = 0;
   private appliedSlotLast = 0;
   private dataBytes = 0;
+  /**
+   * Valid operations this replica encoded itself (`encodePayload`), by payload, until applied:
+   * applying one of those very payloads skips decoding it (see `encodePayload`).
+   */
+  private readonly encoded = new WeakMap<Uint8Array, KvOperation>();
 
   constructor(options: KvStateMachineOptions = {}) {
     const clientSessionsMax = options.clientSessionsMax ?? CLIENT_SESSIONS_MAX_DEFAULT;
@@ -113,6 +119,22 @@ export class KvStateMachine {
   }
 
   /**
+   * Encodes `operation` as a command payload to propose, and remembers the pair when the
+   * operation is valid, so that applying this same payload here later (a leader applying its own
+   * proposal) reuses the operation instead of decoding the bytes again (the canonical decode
+   * re-encodes them, and was the largest cost of apply at a leader). Every other replica, and
+   * this one after a restart, decodes the bytes; both give the same result, because a valid
+   * operation (well-formed strings, safe integers) decodes from its encoding to an equal one.
+   * An invalid operation is not remembered: its bytes may not decode at all (a lone surrogate),
+   * and every replica must then answer alike. The caller must not modify `operation` afterwards.
+   */
+  encodePayload(operation: KvOperation): Uint8Array {
+    const payload = encodeOperation(operation);
+    if (validateOperation(operation) === null) this.encoded.set(payload, operation);
+    return payload;
+  }
+
+  /**
    * Applies one chosen command from `slot`. Slots never decrease; several commands may share a
    * slot (a batch), applied in batch order. Never throws on bad payloads: a payload that does not
    * decode yields `bad_request`. A retry (same `seq` as the client's last) returns the stored
@@ -127,7 +149,7 @@ export class KvStateMachine {
     const session = this.sessions.get(command.clientId);
     if (session !== undefined && command.seq === session.seq) return session.result ?? this.retryRead(command);
     if (session !== undefined && command.seq < session.seq) return kvFailure('bad_request', 'stale sequence number');
-    const operation = decodePayload(command.payload);
+    const operation = this.takeEncoded(command.payload) ?? decodePayload(command.payload);
     const result = operation === null ? kvFailure('bad_request', 'malformed operation payload') : this.execute(operation);
     const stored = operation !== null && isReadOperation(operation) ? null : result;
     this.recordSession(command.clientId, { seq: command.seq, slot, result: stored });
@@ -260,6 +282,13 @@ export class KvStateMachine {
       // Evicting here would make this replica diverge from ones restored with a larger bound.
       throw new KvDecodeError(`snapshot holds ${this.sessions.size} sessions, over clientSessionsMax ${this.clientSessionsMax}`);
     }
+  }
+
+  /** The operation `encodePayload` remembered for `payload`, forgotten now (it applies once). */
+  private takeEncoded(payload: Uint8Array): KvOperation | undefined {
+    const operation = this.encoded.get(payload);
+    if (operation !== undefined) this.encoded.delete(payload);
+    return operation;
   }
 
   /** A retry of a read: executed again, but only if it is still a read (a client bug otherwise). */

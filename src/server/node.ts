@@ -21,7 +21,7 @@ import { Prng } from '../core/prng.js';
 import { Configuration, StaticConfiguration } from '../core/quorum/majority.js';
 import { DEFAULT_REPLICA_OPTIONS, Replica } from '../core/multipaxos/replica.js';
 import type { CommittedEntry, ProposeResult, ReadIndexResult } from '../core/multipaxos/types.js';
-import { encodeOperation, isReadOperation, validateOperation, type KvOperation, type KvReadOperation, type KvResult } from '../kv/ops.js';
+import { isReadOperation, validateOperation, type KvOperation, type KvReadOperation, type KvResult } from '../kv/ops.js';
 import { KvStateMachine } from '../kv/state-machine.js';
 import { NodeDriver } from '../node/driver.js';
 import { StorageCorruptionError } from '../storage/errors.js';
@@ -326,7 +326,7 @@ export class SynodNode implements KvService {
   private write(operation: KvOperation, id: RequestId | undefined, timeoutMs: number): Promise<ServiceResult> {
     const started = performance.now();
     const requestId = id ?? { clientId: this.anonymousClientId, seq: (this.anonymousSeq += 1) };
-    const command: Command = { clientId: requestId.clientId, seq: requestId.seq, payload: encodeOperation(operation) };
+    const command: Command = { clientId: requestId.clientId, seq: requestId.seq, payload: this.kv.encodePayload(operation) };
     return new Promise((resolve) => {
       // Filed before proposing: nothing the driver does synchronously can then miss the waiter.
       const waiter = this.track(operation.type, started, timeoutMs, resolve);
