@@ -514,3 +514,13 @@ test('a payload applied by the replica that encoded it (no decode) and by one th
     assert.equal(proposer.digest(), follower.digest());
   }
 });
+
+test('a replica applies a payload it encoded from the remembered operation, without decoding it', () => {
+  const machine = new KvStateMachine();
+  const payload = machine.encodePayload({ type: 'put', key: 'k', value: 'v' });
+  payload.fill(0); // undecodable now: only the remembered operation can apply
+  assert.equal(machine.apply({ clientId: 'c', seq: 1, payload }, 1).ok, true);
+  assert.deepEqual(machine.read({ type: 'get', key: 'k' }), { ok: true, type: 'get', revision: 1, value: 'v', version: 1 });
+  // Remembered until applied once: the same bytes again are decoded (and here refused).
+  assert.equal(machine.apply({ clientId: 'c', seq: 2, payload }, 2).ok, false);
+});
