@@ -147,7 +147,9 @@ async function runBenchCommand(options: BenchOptions): Promise<void> {
     console.log(`reports: ${paths.markdown} ${paths.svg}`);
   }
   const errors = results.reduce((sum, result) => sum + result.errors, 0);
-  const synod = results.filter((result) => result.system === 'synod');
+  // The replicated cluster's last run; with --nodes 1 the only Synod system is the single node.
+  const replicated = results.filter((result) => result.system === 'synod');
+  const synod = replicated.length > 0 ? replicated : results.filter((result) => result.system.startsWith('synod'));
   const last = synod[synod.length - 1];
   if (last === undefined) throw new Error('no Synod result');
   console.log(JSON.stringify(results.length === 1 ? jsonLine(last) : { ...jsonLine(last), runs: results.map(jsonLine), ...(outcome.fsync === null ? {} : { fsyncsPerSec: outcome.fsync.fsyncsPerSec }) }));

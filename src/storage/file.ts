@@ -44,6 +44,12 @@ export interface FileStorageOptions {
    * (ms); 0: always through libuv's thread pool. Default `BLOCKING_SYNC_MAX_MS_DEFAULT`.
    */
   readonly blockingSyncMaxMs?: number;
+  /**
+   * Zero bytes written ahead of the records, in the same write, whenever the records reach the
+   * end of what the segment file already holds (0: none; the file grows with every append).
+   * Default `PREALLOCATE_BYTES_DEFAULT`.
+   */
+  readonly preallocateBytes?: number;
 }
 
 /** Counters for tests and status pages: how well group commit coalesces. */
@@ -66,6 +72,15 @@ export const SEGMENT_BYTES_MAX_DEFAULT = 64 * 1024 * 1024;
  * slow disk works), and returns when the disk is fast again.
  */
 export const BLOCKING_SYNC_MAX_MS_DEFAULT = 2;
+/**
+ * An fdatasync after an append that grows the file must also commit the new file size (an ext4
+ * journal commit); one after overwriting bytes the file already holds need not. So the segment is
+ * grown ahead of its records in zero-filled steps: measured here, two processes each writing 5 KB
+ * and fdatasyncing at once took 0.45 ms per round appending and 0.24 ms overwriting zeros. A step
+ * of 256 KiB costs one round about 0.4 ms more (1 MiB would cost ~5 ms: a visible stall). Recovery
+ * reads an all-zero tail as space, not records (`recovery.ts`).
+ */
+export const PREALLOCATE_BYTES_DEFAULT = 256 * 1024;
 export const RECORD_BYTES_MAX_DEFAULT = 16 * 1024 * 1024;
 export const PENDING_BYTES_MAX_DEFAULT = 256 * 1024 * 1024;
 
@@ -89,6 +104,8 @@ interface OpenSegment {
   readonly handle: FileHandle;
   /** Valid bytes in the file: where the next frame goes. */
   byteLength: number;
+  /** The file's size: past `byteLength` it holds zeros written ahead (preallocation). */
+  allocatedLength: number;
 }
 
 interface Limits {
@@ -96,6 +113,15 @@ interface Limits {
   readonly recordBytesMax: number;
   readonly pendingBytesMax: number;
   readonly blockingSyncMaxMs: number;
+  readonly preallocateBytes: number;
+}
+
+/** Zeros for preallocation, shared and never written to. */
+let zeroChunk: Buffer = Buffer.alloc(0);
+
+function zeros(byteLength: number): Buffer {
+  if (zeroChunk.byteLength < byteLength) zeroChunk = Buffer.alloc(byteLength);
+  return zeroChunk.subarray(0, byteLength);
 }
 
 /** A `LogStorage` on a directory of write-ahead log segments. */
@@ -139,14 +165,16 @@ export class FileStorage implements LogStorage {
       const firstSlot = options.firstSlot ?? FIRST_SLOT_DEFAULT;
       if (!Number.isSafeInteger(firstSlot) || firstSlot < 1) throw new StorageUsageError('firstSlot must be >= 1');
       const handle = await createSegment(directory, 0, firstSlot);
-      const segment = { path: join(directory, segmentName(0)), handle, byteLength: SEGMENT_HEADER_BYTES };
+      const segment = { path: join(directory, segmentName(0)), handle, byteLength: SEGMENT_HEADER_BYTES, allocatedLength: SEGMENT_HEADER_BYTES };
       return new FileStorage(directory, limits, recovered.store, segment, 0, firstSlot);
     }
     if (options.firstSlot !== undefined && options.firstSlot !== recovered.firstSlot) {
       throw new StorageUsageError(`log starts at slot ${recovered.firstSlot}, not ${options.firstSlot}`);
     }
     const handle = await open(recovered.lastSegment.path, 'r+');
-    const segment = { path: recovered.lastSegment.path, handle, byteLength: recovered.lastSegment.byteLength };
+    const { byteLength } = recovered.lastSegment;
+    const allocatedLength = Math.max(byteLength, (await handle.stat()).size);
+    const segment = { path: recovered.lastSegment.path, handle, byteLength, allocatedLength };
     return new FileStorage(directory, limits, recovered.store, segment, recovered.nextSequence, recovered.firstSlot);
   }
 
@@ -284,19 +312,27 @@ export class FileStorage implements LogStorage {
       }
       const end = this.framesThatFit(frames, index);
       const group = frames.slice(index, end);
+      let bytes = 0;
+      for (const frame of group) bytes += frame.byteLength;
+      // Grow the file ahead in the same write (and fdatasync) when these frames reach its end.
+      const frameEnd = this.segment.byteLength + bytes;
+      const padding = frameEnd > this.segment.allocatedLength
+        ? Math.max(0, Math.min(this.limits.preallocateBytes, this.limits.segmentBytesMax - frameEnd))
+        : 0;
+      const buffers = padding > 0 ? [...group, zeros(padding)] : group;
       const started = performance.now();
-      let bytes: number;
       if (this.lastSyncMs < this.blockingSyncMaxMs) {
-        bytes = writeAllSync(this.segment.handle.fd, group, this.segment.byteLength);
+        writeAllSync(this.segment.handle.fd, buffers, this.segment.byteLength);
         fdatasyncSync(this.segment.handle.fd);
       } else {
-        bytes = await writeAll(this.segment.handle, group, this.segment.byteLength);
+        await writeAll(this.segment.handle, buffers, this.segment.byteLength);
         await this.segment.handle.datasync();
       }
       this.lastSyncMs = performance.now() - started;
       this.counters.fsyncs += 1;
       this.counters.bytes += bytes;
       this.segment.byteLength += bytes;
+      this.segment.allocatedLength = Math.max(this.segment.allocatedLength, frameEnd + padding);
       this.nextSequence += group.length;
       index = end;
     }
@@ -315,11 +351,22 @@ export class FileStorage implements LogStorage {
     return end;
   }
 
-  /** Seals the current segment (already fdatasync'd) and starts the next at `nextSequence`. */
+  /**
+   * Seals the current segment (already fdatasync'd) and starts the next at `nextSequence`. A
+   * sealed segment ends exactly at its last record: the zeros written ahead are cut off (and the
+   * new size made durable) before the next segment exists, so recovery can keep treating any bad
+   * bytes in a sealed segment as corruption.
+   */
   private async rotate(): Promise<void> {
+    if (this.segment.allocatedLength > this.segment.byteLength) {
+      await this.segment.handle.truncate(this.segment.byteLength);
+      await this.segment.handle.datasync();
+      this.segment.allocatedLength = this.segment.byteLength;
+    }
     await this.segment.handle.close();
     const handle = await createSegment(this.directory, this.nextSequence, this.firstSlot);
-    this.segment = { path: join(this.directory, segmentName(this.nextSequence)), handle, byteLength: SEGMENT_HEADER_BYTES };
+    const path = join(this.directory, segmentName(this.nextSequence));
+    this.segment = { path, handle, byteLength: SEGMENT_HEADER_BYTES, allocatedLength: SEGMENT_HEADER_BYTES };
   }
 }
 
@@ -339,7 +386,9 @@ function checkLimits(options: FileStorageOptions): Limits {
   }
   const blockingSyncMaxMs = options.blockingSyncMaxMs ?? BLOCKING_SYNC_MAX_MS_DEFAULT;
   if (!Number.isFinite(blockingSyncMaxMs) || blockingSyncMaxMs < 0) throw new StorageUsageError('blockingSyncMaxMs must be a non-negative number');
-  return { ...limits, blockingSyncMaxMs };
+  const preallocateBytes = options.preallocateBytes ?? PREALLOCATE_BYTES_DEFAULT;
+  if (!Number.isSafeInteger(preallocateBytes) || preallocateBytes < 0) throw new StorageUsageError('preallocateBytes must be a non-negative integer');
+  return { ...limits, blockingSyncMaxMs, preallocateBytes };
 }
 
 /**

@@ -2,8 +2,11 @@
  * Recovery of a write-ahead log directory on open: replay every segment in sequence order into a
  * `MemoryLogStore`, repairing only what a crash can leave behind.
  *
+ * - Zeros after the last record of the LAST segment are space written ahead of the records
+ *   (preallocation), or a file that grew before its data landed: no records, nothing to repair.
  * - A bad frame at the tail of the LAST segment, with no valid frame after it, that can only be a
- *   write that never completed — the file ends inside the frame, or only zeros follow — is a torn
+ *   write that never completed — the file (or its written part, before whole zero sectors) ends
+ *   inside the frame — is a torn
  *   write of records that were never acknowledged (an append resolves only after its fdatasync,
  *   and a node reveals a record only after that). The file is truncated to the last good frame,
  *   fsync'd, and the repair reported through `logger.warn`.
@@ -32,6 +35,7 @@ import { MemoryLogStore } from './memory.js';
 import {
   SEGMENT_HEADER_BYTES,
   damagedRecordReason,
+  zeroTailStart,
   decodeSegmentHeader,
   findValidFrame,
   parseSegmentName,
@@ -91,22 +95,35 @@ interface SegmentReplay {
   readonly firstSlot: number;
 }
 
-/** Applies one segment's frames; truncates a torn tail of the last segment. */
+/**
+ * Applies one segment's frames; truncates a torn tail of the last segment. The last segment may
+ * end in zeros written ahead of its records (`FileStorage` preallocates): an all-zero tail after
+ * the last record is space, kept as it is and not reported. Where a torn write left part of a
+ * record before such zeros, the zeros from the first whole zero sector on are that space and the
+ * bytes before them are judged as if the file ended there (a prefix of a record: torn; anything
+ * else: corruption). A sector is written whole or not at all, so the unwritten part of a torn
+ * write is whole sectors of zeros.
+ */
 async function replaySegment(segment: SegmentReplay): Promise<{ records: number; byteLength: number }> {
   const { path, bytes, recordBytesMax } = segment;
   const scan = scanFrames(bytes, SEGMENT_HEADER_BYTES, recordBytesMax);
+  let torn = false;
   if (scan.problem !== null) {
     const at = scan.validEndOffset;
     if (!segment.isLast) throw new StorageCorruptionError(path, at, `${scan.problem} in a sealed segment`);
-    const validAfter = findValidFrame(bytes, at + 1, recordBytesMax);
-    if (validAfter !== null) {
-      throw new StorageCorruptionError(path, at, `${scan.problem}, followed by a valid frame at offset ${validAfter}`);
+    const written = bytes.subarray(0, zeroTailStart(bytes, at));
+    torn = written.byteLength > at;
+    if (torn) {
+      const validAfter = findValidFrame(written, at + 1, recordBytesMax);
+      if (validAfter !== null) {
+        throw new StorageCorruptionError(path, at, `${scan.problem}, followed by a valid frame at offset ${validAfter}`);
+      }
+      const damaged = damagedRecordReason(written, at, recordBytesMax);
+      if (damaged !== null) throw new StorageCorruptionError(path, at, `${damaged}; not a torn write`);
     }
-    const damaged = damagedRecordReason(bytes, at, recordBytesMax);
-    if (damaged !== null) throw new StorageCorruptionError(path, at, `${damaged}; not a torn write`);
   }
   for (const { offset, payload } of scan.frames) applyFrame(segment, offset, payload);
-  if (scan.problem !== null) {
+  if (torn) {
     const droppedBytes = bytes.byteLength - scan.validEndOffset;
     await truncateFile(path, scan.validEndOffset);
     segment.logger.warn(

@@ -175,6 +175,21 @@ export function damagedRecordReason(bytes: Uint8Array, offset: number, recordByt
   return null; // the payload was cut short: a write that never completed
 }
 
+/** The unit a disk writes whole: a torn write leaves whole sectors unwritten. */
+export const SECTOR_BYTES = 512;
+
+/**
+ * Where the zeros that end `bytes` begin, at or after `fromOffset`: `fromOffset` when every byte
+ * from it is zero; else the first sector boundary (of the file) after its last non-zero byte,
+ * capped at the end. The bytes from there on are space no write reached.
+ */
+export function zeroTailStart(bytes: Uint8Array, fromOffset: number): number {
+  let last = bytes.byteLength - 1;
+  while (last >= fromOffset && bytes[last] === 0) last -= 1;
+  if (last < fromOffset) return fromOffset;
+  return Math.min(bytes.byteLength, Math.ceil((last + 1) / SECTOR_BYTES) * SECTOR_BYTES);
+}
+
 function readUint32(bytes: Uint8Array, offset: number): number {
   return new DataView(bytes.buffer, bytes.byteOffset + offset, 4).getUint32(0, true);
 }

@@ -12,15 +12,21 @@ import type { BenchResult } from '../../src/bench/runner.js';
 const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const runsCompiled = MAIN.includes('/dist/');
 
-test('synod bench runs a short put workload and ends with its JSON line', { skip: !runsCompiled && 'runs against the build (npm test)', timeout: 60_000 }, async () => {
-  const stdout = await new Promise<string>((resolve, reject) => {
-    execFile(process.execPath, [MAIN, 'bench', '--clients', '4', '--duration', '2', '--warmup', '0', '--keys', '50', '--no-progress'], { timeout: 55_000 }, (error, out, err) => {
-      if (error) reject(new Error(`${error.message}\n${err}`));
-      else resolve(out);
+function runBenchCommand(args: readonly string[]): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, [MAIN, 'bench', ...args], { timeout: 55_000 }, (error, out, err) => {
+      if (error) {
+        reject(new Error(`${error.message}\n${err}`));
+        return;
+      }
+      const lines = out.trim().split('\n');
+      resolve(JSON.parse(lines[lines.length - 1] as string) as Record<string, unknown>);
     });
   });
-  const lines = stdout.trim().split('\n');
-  const last = JSON.parse(lines[lines.length - 1] as string) as Record<string, unknown>;
+}
+
+test('synod bench runs a short put workload and ends with its JSON line', { skip: !runsCompiled && 'runs against the build (npm test)', timeout: 60_000 }, async () => {
+  const last = await runBenchCommand(['--clients', '4', '--duration', '2', '--warmup', '0', '--keys', '50', '--no-progress']);
   assert.deepEqual(Object.keys(last), ['system', 'op', 'clients', 'opsPerSec', 'p50Ms', 'p99Ms', 'p999Ms', 'errors']);
   assert.equal(last.system, 'synod');
   assert.equal(last.op, 'put');
@@ -28,6 +34,13 @@ test('synod bench runs a short put workload and ends with its JSON line', { skip
   assert.equal(last.errors, 0);
   assert.ok(typeof last.opsPerSec === 'number' && last.opsPerSec > 0, 'some puts completed');
   assert.ok(typeof last.p50Ms === 'number' && typeof last.p99Ms === 'number' && last.p50Ms <= last.p99Ms);
+});
+
+test('synod bench --nodes 1 benches the single node and ends with its JSON line', { skip: !runsCompiled && 'runs against the build (npm test)', timeout: 60_000 }, async () => {
+  const last = await runBenchCommand(['--nodes', '1', '--clients', '2', '--duration', '1', '--warmup', '0', '--keys', '20', '--no-progress']);
+  assert.equal(last.system, 'synod-1node');
+  assert.equal(last.errors, 0);
+  assert.ok(typeof last.opsPerSec === 'number' && last.opsPerSec > 0, 'some puts completed');
 });
 
 function result(system: string, clients: number, opsPerSec: number, p99Ms: number): BenchResult {

@@ -18,7 +18,7 @@ import type { EntryValue, LogEntry, PersistRecord } from '../../src/core/multipa
 import { StorageCorruptionError } from '../../src/storage/errors.js';
 import { FileStorage } from '../../src/storage/file.js';
 import { MemoryLogStore } from '../../src/storage/memory.js';
-import { FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES } from '../../src/storage/segment.js';
+import { FRAME_HEADER_BYTES, SECTOR_BYTES, SEGMENT_HEADER_BYTES } from '../../src/storage/segment.js';
 import { fuzzParameters, fuzzSeed, seededRandom } from './mutate.js';
 
 const quiet = { warn: () => {} };
@@ -86,7 +86,9 @@ async function writeBase(root: string, seed: number): Promise<BaseLog> {
   const random = seededRandom(seed);
   const directory = await mkdtemp(join(root, 'base-'));
   const records = recordsFor(seed, 24 + Math.floor(random() * 30));
-  const storage = await FileStorage.open(directory, { segmentBytesMax: 300 + Math.floor(random() * 1500), logger: quiet });
+  // Half the bases preallocate (the last segment then ends in zeros), half end at their last record.
+  const preallocateBytes = random() < 0.5 ? 0 : 512 * (1 + Math.floor(random() * 4));
+  const storage = await FileStorage.open(directory, { segmentBytesMax: 300 + Math.floor(random() * 1500), preallocateBytes, logger: quiet });
   const expected = new MemoryLogStore();
   const stateKeys = [stateKey(expected.state())];
   for (let index = 0; index < records.length;) {
@@ -103,7 +105,8 @@ async function writeBase(root: string, seed: number): Promise<BaseLog> {
   const files = await Promise.all(names.map((name) => readFile(join(directory, name))));
   const frames: FrameSpan[] = [];
   files.forEach((bytes, segment) => {
-    for (let offset = SEGMENT_HEADER_BYTES; offset < bytes.length; offset += FRAME_HEADER_BYTES + bytes.readUInt32LE(offset)) {
+    // A zero length ends the records: what follows is preallocated space.
+    for (let offset = SEGMENT_HEADER_BYTES; offset + 4 <= bytes.length && bytes.readUInt32LE(offset) !== 0; offset += FRAME_HEADER_BYTES + bytes.readUInt32LE(offset)) {
       frames.push({ segment, start: offset, end: offset + FRAME_HEADER_BYTES + bytes.readUInt32LE(offset) });
     }
   });
@@ -120,6 +123,7 @@ type Damage =
   | { readonly kind: 'append'; readonly segment: number; readonly bytes: Uint8Array }
   | { readonly kind: 'remove'; readonly segment: number }
   | { readonly kind: 'torn-tail'; readonly at: number }
+  | { readonly kind: 'torn-in-place'; readonly at: number }
   | { readonly kind: 'zeros-after-tail'; readonly length: number };
 
 const damageArbitrary: fc.Arbitrary<Damage> = fc.oneof(
@@ -129,6 +133,7 @@ const damageArbitrary: fc.Arbitrary<Damage> = fc.oneof(
   fc.record({ kind: fc.constant('append' as const), segment: fc.nat(), bytes: fc.uint8Array({ minLength: 1, maxLength: 200 }) }),
   fc.record({ kind: fc.constant('remove' as const), segment: fc.nat() }),
   fc.record({ kind: fc.constant('torn-tail' as const), at: fc.nat() }),
+  fc.record({ kind: fc.constant('torn-in-place' as const), at: fc.nat() }),
   fc.record({ kind: fc.constant('zeros-after-tail' as const), length: fc.integer({ min: 1, max: 4096 }) }),
 );
 
@@ -173,6 +178,15 @@ async function applyDamage(base: BaseLog, directory: string, damage: Damage): Pr
       await writeFile(path, bytes.subarray(0, at));
       // A crash leaves the LAST segment cut anywhere after its header (created whole, then appended).
       return { segment, from: at, to: bytes.length, crashShaped: segment === last && at >= SEGMENT_HEADER_BYTES, removed: false };
+    }
+    case 'torn-in-place': {
+      // The last segment's writes from a sector boundary on never landed (the file keeps its size,
+      // as a preallocated one does): whole sectors read back as zeros.
+      const at = Math.max(SEGMENT_HEADER_BYTES, Math.floor((damage.at % bytes.length) / SECTOR_BYTES) * SECTOR_BYTES);
+      if (at >= bytes.length || bytes.subarray(at).every((byte) => byte === 0)) return null; // changes nothing
+      bytes.fill(0, at);
+      await writeFile(path, bytes);
+      return { segment, from: at, to: bytes.length, crashShaped: true, removed: false };
     }
     case 'append':
       await writeFile(path, Buffer.concat([bytes, damage.bytes]));

@@ -13,7 +13,7 @@
  *   a prefix of them, or zeros. Never bytes written after the moment: a node's later writes can
  *   depend on other nodes' writes that the same power loss erased.
  */
-import { statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { readFile, readdir, rm, truncate, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { PersistRecord } from '../../src/core/multipaxos/types.js';
@@ -50,7 +50,8 @@ export async function walLayout(walDirectory: string): Promise<WalLayout> {
   for (const [index, file] of segments.entries()) {
     const bytes = new Uint8Array(await readFile(file));
     const scan = scanFrames(bytes, SEGMENT_HEADER_BYTES, RECORD_BYTES_MAX_DEFAULT);
-    if (scan.problem !== null) throw new Error(`walLayout: ${file} is not intact at ${scan.validEndOffset}: ${scan.problem}`);
+    const preallocated = index === segments.length - 1 && bytes.subarray(scan.validEndOffset).every((byte) => byte === 0);
+    if (scan.problem !== null && !preallocated) throw new Error(`walLayout: ${file} is not intact at ${scan.validEndOffset}: ${scan.problem}`);
     scan.frames.forEach(({ offset, payload }, frameIndex) => {
       const last = index === segments.length - 1 && frameIndex === scan.frames.length - 1;
       frames.push({ file, offset, byteLength: FRAME_HEADER_BYTES + payload.byteLength, record: decodeRecord(payload), last });
@@ -122,7 +123,11 @@ function plan(target: FaultTarget, kind: FaultKind, file: string, bytes: Buffer,
   for (let attempt = 0; attempt < 1000; attempt += 1) {
     const offset = random.int(span.start + 1, span.end);
     const byteLength = random.int(1, Math.min(64, span.end - offset) + 1);
-    if (bytes.subarray(offset, offset + byteLength).some((byte) => byte !== 0)) {
+    // The last record is followed by zeros (preallocated space): zeros up to its end would read as
+    // whole sectors that never landed, a torn write. Damage that recovery can tell from one keeps
+    // a non-zero byte of the record after the zeroed run.
+    const keepsTail = target !== 'last-record' || bytes.subarray(offset + byteLength, span.end).some((byte) => byte !== 0);
+    if (keepsTail && bytes.subarray(offset, offset + byteLength).some((byte) => byte !== 0)) {
       return { target, kind, file, offset, bit: 0, byteLength, reportedOffset, description: `${byteLength} bytes zeroed at ${offset} in ${where}` };
     }
   }
@@ -166,7 +171,12 @@ export interface PowerLossPoint {
 /** Records, synchronously (call it at the moment the power goes), where `storage` stands. */
 export function powerLossPoint(storage: { durableEnd(): { readonly file: string; readonly byteLength: number } }): PowerLossPoint {
   const { file, byteLength } = storage.durableEnd();
-  return { file, durableLength: byteLength, writtenLength: Math.max(byteLength, statSync(file).size) };
+  // The file may be longer than what was written: zeros written ahead (preallocation). What was
+  // written ends at its last non-zero byte; later writes into the zeros must not count.
+  const bytes = readFileSync(file);
+  let written = bytes.length;
+  while (written > byteLength && bytes[written - 1] === 0) written -= 1;
+  return { file, durableLength: byteLength, writtenLength: written };
 }
 
 /**

@@ -42,9 +42,13 @@ async function openCollecting(directory: string, options: FileStorageOptions = {
   return { storage, warnings };
 }
 
-/** Accept records for slots 1..count, one append (so one frame) each; returns the state after. */
+/**
+ * Accept records for slots 1..count, one append (so one frame) each; returns the state after. No
+ * preallocation unless `options` asks for it: the file then ends at its last record, so a test can
+ * place bytes right after it (the preallocated layout has tests of its own below).
+ */
 async function writeAccepts(directory: string, count: number, options: FileStorageOptions = {}): Promise<PersistentState> {
-  const { storage } = await openCollecting(directory, options);
+  const { storage } = await openCollecting(directory, { preallocateBytes: 0, ...options });
   for (let slot = 1; slot <= count; slot += 1) {
     await storage.append([{ type: 'accept', slot, ballot: B1, value: commandsValue(B1, Uint8Array.of(slot, slot)) }]);
   }
@@ -53,11 +57,11 @@ async function writeAccepts(directory: string, count: number, options: FileStora
   return state;
 }
 
-/** Byte offsets of the frames in a segment file. */
+/** Byte offsets of the frames in a segment file (up to a zero length: preallocated space). */
 async function frameOffsets(path: string): Promise<number[]> {
   const bytes = await readFile(path);
   const offsets: number[] = [];
-  for (let offset = SEGMENT_HEADER_BYTES; offset < bytes.length; offset += FRAME_HEADER_BYTES + bytes.readUInt32LE(offset)) {
+  for (let offset = SEGMENT_HEADER_BYTES; offset + 4 <= bytes.length && bytes.readUInt32LE(offset) !== 0; offset += FRAME_HEADER_BYTES + bytes.readUInt32LE(offset)) {
     offsets.push(offset);
   }
   return offsets;
@@ -127,10 +131,10 @@ test('file storage: torn tail: a file cut mid-record is truncated to the last go
     await reopened.storage.close();
   }));
 
-test('file storage: torn tail: zeros, or a cut-off prefix of the next record, after the last record are truncated, with a warning', () =>
+test('file storage: torn tail: a cut-off prefix of the next record after the last record is truncated, with a warning', () =>
   withDirectory(async (directory) => {
     const next = encodeFrame(encodeRecord({ type: 'accept', slot: 9, ballot: B1, value: commandsValue(B1, new Uint8Array(100).fill(7)) }));
-    const tails = [Buffer.alloc(4096), next.subarray(0, 3), next.subarray(0, FRAME_HEADER_BYTES), next.subarray(0, next.length - 1)];
+    const tails = [next.subarray(0, 3), next.subarray(0, FRAME_HEADER_BYTES), next.subarray(0, next.length - 1)];
     for (const tail of tails) {
       await rm(directory, { recursive: true, force: true });
       const before = await writeAccepts(directory, 3);
@@ -142,6 +146,116 @@ test('file storage: torn tail: zeros, or a cut-off prefix of the next record, af
       assertSameState(storage.state(), before);
       await storage.close();
     }
+  }));
+
+test('file storage: zeros after the last record are space, not damage: kept, not reported, and the next records go there', () =>
+  withDirectory(async (directory) => {
+    const before = await writeAccepts(directory, 3);
+    const [path] = await segmentPaths(directory);
+    assert.ok(path !== undefined);
+    const dataEnd = (await stat(path)).size;
+    await appendFile(path, Buffer.alloc(4096));
+    const { storage, warnings } = await openCollecting(directory, { preallocateBytes: 0 });
+    assert.deepStrictEqual(warnings, []);
+    assertSameState(storage.state(), before);
+    await storage.append([{ type: 'accept', slot: 4, ballot: B1, value: { type: 'noop' } }]);
+    await storage.close();
+    assert.equal((await stat(path)).size, dataEnd + 4096, 'the record went into the zeros; the file did not grow');
+    assert.deepStrictEqual(await frameOffsets(path).then((offsets) => offsets.length), 4);
+    const reopened = await openCollecting(directory);
+    assert.deepStrictEqual(reopened.warnings, []);
+    assert.equal([...reopened.storage.state().entries].length, 4);
+    await reopened.storage.close();
+  }));
+
+test('file storage: preallocation: the segment grows in zero-filled steps, not with every append, and reopens silently', () =>
+  withDirectory(async (directory) => {
+    const step = 8192;
+    const { storage } = await openCollecting(directory, { preallocateBytes: step });
+    const [path] = await segmentPaths(directory);
+    assert.ok(path !== undefined);
+    const sizes = new Set<number>();
+    for (let slot = 1; slot <= 200; slot += 1) {
+      await storage.append([{ type: 'accept', slot, ballot: B1, value: commandsValue(B1, new Uint8Array(100).fill(slot)) }]);
+      sizes.add((await stat(path)).size);
+    }
+    const dataEnd = storage.durableEnd().byteLength;
+    const state = storage.state();
+    await storage.close();
+    const size = (await stat(path)).size;
+    assert.ok(size > dataEnd && size <= dataEnd + step, `file ${size} bytes, records end at ${dataEnd}`);
+    assert.ok(sizes.size <= Math.ceil(dataEnd / step) + 1, `the file took ${sizes.size} sizes over 200 appends`);
+    assert.ok((await readFile(path)).subarray(dataEnd).every((byte) => byte === 0), 'zeros after the records');
+    const { storage: reopened, warnings } = await openCollecting(directory, { preallocateBytes: step });
+    assert.deepStrictEqual(warnings, []);
+    assertSameState(reopened.state(), state);
+    await reopened.append([{ type: 'accept', slot: 201, ballot: B1, value: { type: 'noop' } }]);
+    assert.equal(reopened.durableEnd().byteLength > dataEnd, true);
+    await reopened.close();
+    assert.equal((await stat(path)).size, size, 'appending after a reopen uses the zeros already there');
+  }));
+
+test('file storage: preallocation: a torn write into the zeros (whole sectors of a record missing) is truncated with a warning', () =>
+  withDirectory(async (directory) => {
+    const { storage } = await openCollecting(directory, { preallocateBytes: 8192 });
+    for (let slot = 1; slot <= 3; slot += 1) await storage.append([{ type: 'accept', slot, ballot: B1, value: commandsValue(B1, Uint8Array.of(slot)) }]);
+    const before = storage.state();
+    const dataEnd = storage.durableEnd().byteLength;
+    await storage.close();
+    const [path] = await segmentPaths(directory);
+    assert.ok(path !== undefined);
+    // A 1500-byte record, written from `dataEnd`: the first sector it touches landed, the rest did not.
+    const frame = encodeFrame(encodeRecord({ type: 'accept', slot: 4, ballot: B1, value: commandsValue(B1, new Uint8Array(1500).fill(9)) }));
+    const landed = Math.ceil((dataEnd + 1) / 512) * 512 - dataEnd;
+    const bytes = await readFile(path);
+    bytes.set(frame.subarray(0, landed), dataEnd);
+    await writeFile(path, bytes);
+    const { storage: reopened, warnings } = await openCollecting(directory);
+    assert.equal(warnings.length, 1);
+    assert.match(warnings[0] ?? '', new RegExp(`truncated torn tail .* offset ${dataEnd}`));
+    assertSameState(reopened.state(), before);
+    await reopened.close();
+  }));
+
+test('file storage: preallocation: a complete last record in the zeros with a flipped bit, or garbage among the zeros, is a StorageCorruptionError', () =>
+  withDirectory(async (directory) => {
+    for (const damage of ['flip', 'garbage'] as const) {
+      await rm(directory, { recursive: true, force: true });
+      const { storage } = await openCollecting(directory, { preallocateBytes: 8192 });
+      for (let slot = 1; slot <= 4; slot += 1) await storage.append([{ type: 'accept', slot, ballot: B1, value: commandsValue(B1, new Uint8Array(40).fill(slot)) }]);
+      const dataEnd = storage.durableEnd().byteLength;
+      await storage.close();
+      const [path] = await segmentPaths(directory);
+      assert.ok(path !== undefined);
+      const offsets = await frameOffsets(path);
+      const lastOffset = offsets[3] ?? 0;
+      const bytes = await readFile(path);
+      const at = damage === 'flip' ? lastOffset + FRAME_HEADER_BYTES + 5 : dataEnd + 3000;
+      bytes[at] = (bytes[at] ?? 0) ^ 0x10;
+      await writeFile(path, bytes);
+      await assert.rejects(openCollecting(directory), (error: unknown) => {
+        assert.ok(error instanceof StorageCorruptionError, `${damage}: ${String(error)}`);
+        assert.equal(error.offset, damage === 'flip' ? lastOffset : dataEnd, damage);
+        return true;
+      });
+    }
+  }));
+
+test('file storage: preallocation: a sealed segment is cut to its last record when the next one starts', () =>
+  withDirectory(async (directory) => {
+    const before = await writeAccepts(directory, 100, { segmentBytesMax: 1024, preallocateBytes: 512 });
+    const paths = await segmentPaths(directory);
+    assert.ok(paths.length > 3);
+    for (const path of paths.slice(0, -1)) {
+      const bytes = await readFile(path);
+      const offsets = await frameOffsets(path);
+      const last = offsets[offsets.length - 1] ?? 0;
+      assert.equal(bytes.length, last + FRAME_HEADER_BYTES + bytes.readUInt32LE(last), `${path} ends at its last record`);
+    }
+    const { storage, warnings } = await openCollecting(directory, { segmentBytesMax: 1024 });
+    assert.deepStrictEqual(warnings, []);
+    assertSameState(storage.state(), before);
+    await storage.close();
   }));
 
 test('file storage: garbage after the last record is not a torn write (a write leaves a prefix or zeros): StorageCorruptionError', () =>
