@@ -1,6 +1,7 @@
 /**
  * The wire form of a `Message`: one MessagePack map per message, with exactly the fields of its
- * type. `decodeMessage` treats its input as hostile: it checks every tag, integer, node id and
+ * type — except `accept`, which has a binary layout of its own (`accept-codec.ts`; a leading byte
+ * no MessagePack value starts with tells the forms apart). `decodeMessage` treats its input as hostile: it checks every tag, integer, node id and
  * nested entry, rebuilds a fresh object from the checked fields (so no unexpected property, getter
  * or prototype reaches the core), and throws `WireDecodeError` for anything else.
  *
@@ -23,6 +24,7 @@ import type {
   ProposedEntry,
 } from '../core/multipaxos/types.js';
 import { WireDecodeError } from './transport.js';
+import { ACCEPT_TAG, type AcceptFieldRules, decodeAccept, encodeAccept } from './accept-codec.js';
 
 /**
  * `useRecords: false` turns off msgpackr's record extension, whose output depends on structures the
@@ -36,6 +38,8 @@ type Fields = Readonly<Record<string, unknown>>;
 
 /** Encodes a message. The message must be well formed (it comes from our own core). */
 export function encodeMessage(message: Message): Uint8Array {
+  // The hot, large message has a binary form that takes only its known fields (`accept-codec.ts`).
+  if (message.type === 'accept') return encodeAccept(message);
   // Rebuilding through the validator drops any stray property a caller attached, so the peer's
   // strict decoder never rejects our output; a malformed message is a bug here, not bad input.
   let canonical: Message;
@@ -50,6 +54,7 @@ export function encodeMessage(message: Message): Uint8Array {
 /** Decodes and validates one message from untrusted bytes; throws `WireDecodeError` if malformed. */
 export function decodeMessage(bytes: Uint8Array): Message {
   if (!(bytes instanceof Uint8Array)) throw new WireDecodeError('message must be bytes');
+  if (bytes[0] === ACCEPT_TAG) return decodeAccept(bytes, ACCEPT_RULES);
   let value: unknown;
   try {
     value = packer.unpack(bytes);
@@ -232,6 +237,8 @@ function readOwnedBallot(value: unknown, owner: NodeId): Ballot {
   if (ballotNode(ballot) !== owner) throw new WireDecodeError(`ballot belongs to node ${ballotNode(ballot)}, not ${owner}`);
   return ballot;
 }
+
+const ACCEPT_RULES: AcceptFieldRules = { slot: readSlot, entrySlot: readEntrySlot, realBallot: readRealBallot, ownedBallot: readOwnedBallot };
 
 function readLogEntry(value: unknown): LogEntry {
   const fields = readFields(value, ['slot', 'ballot', 'value', 'chosen'], 'log entry');

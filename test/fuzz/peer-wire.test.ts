@@ -65,6 +65,15 @@ function assertMessageInvariants(message: Message): void {
 
 const encodedArbitrary = anyMessageArbitrary.map((message) => ({ message, bytes: kept(encodeMessage(message)) }));
 
+/**
+ * The MessagePack form of a message, for confusions of MessagePack types. `encodeMessage` sends
+ * accepts in their binary form (`accept-codec.ts`, fuzzed by the byte mutations); the decoder also
+ * reads the MessagePack form, whose field types are what these confusions attack.
+ */
+function messagePackForm({ message, bytes }: { message: Message; bytes: Uint8Array }): Uint8Array {
+  return message.type === 'accept' ? kept(fuzzPacker.pack(message)) : bytes;
+}
+
 test('peer wire fuzz: arbitrary well-formed messages round-trip exactly and satisfy the invariants', () => {
   fc.assert(fc.property(anyMessageArbitrary, (message) => {
     assertMessageInvariants(message);
@@ -84,8 +93,8 @@ test('peer wire fuzz: byte mutations of valid messages (flips, truncation, splic
 
 test('peer wire fuzz: MessagePack type confusion of valid messages never escapes WireDecodeError', () => {
   let decoded = 0;
-  fc.assert(fc.property(encodedArbitrary, fc.array(valueConfusionArbitrary, { minLength: 1, maxLength: 3 }), ({ bytes }, confusions) => {
-    let mutated = bytes;
+  fc.assert(fc.property(encodedArbitrary, fc.array(valueConfusionArbitrary, { minLength: 1, maxLength: 3 }), (encoded, confusions) => {
+    let mutated = messagePackForm(encoded);
     for (const confusion of confusions) mutated = confuseEncoding(mutated, confusion);
     if (decodeOrReject(mutated) !== null) decoded += 1;
   }), fuzzParameters(4_000));
@@ -111,9 +120,9 @@ test('peer wire fuzz: decoded mutations stepped into replicas in every role neve
     fc.constantFrom('follower' as const, 'candidate' as const, 'leader' as const),
     (inputs, role) => {
       const replica = replicaInRole(1, role);
-      for (const [{ bytes }, edits, confusion] of inputs) {
-        let mutated = bytes;
-        if (confusion !== undefined) mutated = confuseEncoding(mutated, confusion);
+      for (const [encoded, edits, confusion] of inputs) {
+        let mutated = encoded.bytes;
+        if (confusion !== undefined) mutated = confuseEncoding(messagePackForm(encoded), confusion);
         if (edits !== undefined) mutated = applyEdits(mutated, edits);
         const message = decodeOrReject(mutated);
         if (message === null || message.to !== 1 || !plausible(message)) continue;
