@@ -336,7 +336,7 @@ export class SynodNode implements KvService {
       if (waiting === undefined) this.writes.set(key, [waiter]);
       else waiting.push(waiter); // a retry arriving while the first attempt still waits
       const proposed = this.driver.propose(command);
-      this.metricsRegistry.proposals.inc({ result: proposed.ok ? 'ok' : proposed.error });
+      this.metricsRegistry.countProposal(proposed.ok ? 'ok' : proposed.error);
       if (!proposed.ok) {
         this.finish(waiter, this.refusal(proposed));
         this.unfile(waiter);
@@ -385,8 +385,7 @@ export class SynodNode implements KvService {
   }
 
   private answered(op: KvOperation['type'], started: number, result: ServiceResult | KvResult): ServiceResult {
-    this.metricsRegistry.requests.inc({ op, result: result.ok ? 'ok' : result.error });
-    this.metricsRegistry.requestSeconds.observe({ op }, (performance.now() - started) / 1000);
+    this.metricsRegistry.requests.answered(op, result.ok ? 'ok' : result.error, (performance.now() - started) / 1000);
     return result as ServiceResult;
   }
 

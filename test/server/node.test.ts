@@ -115,6 +115,17 @@ test('a follower answers not_leader with the leader\'s endpoint; bad input gets 
     for (const name of ['synod_fsync_seconds', 'synod_proposals_total', 'synod_batch_commands', 'synod_peer_rtt_seconds', 'synod_leader_changes_total']) {
       assert.ok(metrics.includes(name), `metrics lack ${name}`);
     }
+    // Requests are tallied outside prom-client; the exposition must read as its own would.
+    const id = leader.config.id;
+    assert.match(metrics, new RegExp(`^synod_requests_total\\{op="put",result="too_large",node="${id}"\\} 1$`, 'm'));
+    assert.match(metrics, new RegExp(`^synod_requests_total\\{op="cas",result="cas_failed",node="${id}"\\} 1$`, 'm'));
+    assert.match(metrics, /^# TYPE synod_request_seconds histogram$/m);
+    assert.match(metrics, new RegExp(`^synod_request_seconds_bucket\\{le="\\+Inf",op="put",node="${id}"\\} 2$`, 'm'));
+    assert.match(metrics, new RegExp(`^synod_request_seconds_count\\{op="put",node="${id}"\\} 2$`, 'm'));
+    assert.match(metrics, new RegExp(`^synod_proposals_total\\{result="ok",node="${id}"\\} \\d+$`, 'm'));
+    const buckets = [...metrics.matchAll(new RegExp(`^synod_request_seconds_bucket\\{le="([^"]+)",op="put",node="${id}"\\} (\\d+)$`, 'gm'))].map((match) => Number(match[2]));
+    assert.equal(buckets.length, 16, 'fifteen bounds and +Inf');
+    assert.ok(buckets.every((count, index) => index === 0 || count >= (buckets[index - 1] as number)), 'buckets are cumulative');
   } finally {
     await stopAll(nodes, dir);
   }
