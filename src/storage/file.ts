@@ -22,8 +22,8 @@ import { type Durability, FIRST_SLOT_DEFAULT, LAZY_FLUSH_MS, type LogStorage, Re
 import { encodeRecord } from './codec.js';
 import { StorageUsageError } from './errors.js';
 import type { MemoryLogStore } from './memory.js';
-import { type StorageLogger, recoverLog } from './recovery.js';
-import { FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES, encodeFrame, encodeSegmentHeader, segmentName } from './segment.js';
+import { type StorageLogger, recoverLog, truncateFile } from './recovery.js';
+import { FORMAT_VERSION, SEGMENT_HEADER_BYTES, encodeFrame, encodeSegmentHeader, frameBytes, segmentName } from './segment.js';
 
 export type { StorageLogger } from './recovery.js';
 
@@ -58,7 +58,7 @@ export interface FileStorageStats {
   readonly appends: number;
   /** `fdatasync` calls made for appended records. */
   readonly fsyncs: number;
-  /** Frame bytes written (headers and payloads). */
+  /** Frame bytes written (headers, payloads and trailers). */
   readonly bytes: number;
 }
 
@@ -138,6 +138,8 @@ export class FileStorage implements LogStorage {
   private lastSyncMs = 0;
   private readonly blockingSyncMaxMs: number;
   private readonly checker: RecordChecker;
+  /** Sequence number of the next record framed by `append` (frames carry their number). */
+  private encodedSequence: number;
 
   private constructor(
     private readonly directory: string,
@@ -149,6 +151,7 @@ export class FileStorage implements LogStorage {
   ) {
     this.checker = new RecordChecker(store, firstSlot);
     this.blockingSyncMaxMs = limits.blockingSyncMaxMs;
+    this.encodedSequence = nextSequence;
   }
 
   /**
@@ -171,10 +174,18 @@ export class FileStorage implements LogStorage {
     if (options.firstSlot !== undefined && options.firstSlot !== recovered.firstSlot) {
       throw new StorageUsageError(`log starts at slot ${recovered.firstSlot}, not ${options.firstSlot}`);
     }
-    const handle = await open(recovered.lastSegment.path, 'r+');
-    const { byteLength } = recovered.lastSegment;
+    const { path, byteLength, version } = recovered.lastSegment;
+    if (version !== FORMAT_VERSION) {
+      // Frames of the current format never go into an older segment: seal it where its records
+      // end (durably, before the next segment exists) and start a new one.
+      await truncateFile(path, byteLength);
+      const handle = await createSegment(directory, recovered.nextSequence, recovered.firstSlot);
+      const segment = { path: join(directory, segmentName(recovered.nextSequence)), handle, byteLength: SEGMENT_HEADER_BYTES, allocatedLength: SEGMENT_HEADER_BYTES };
+      return new FileStorage(directory, limits, recovered.store, segment, recovered.nextSequence, recovered.firstSlot);
+    }
+    const handle = await open(path, 'r+');
     const allocatedLength = Math.max(byteLength, (await handle.stat()).size);
-    const segment = { path: recovered.lastSegment.path, handle, byteLength, allocatedLength };
+    const segment = { path, handle, byteLength, allocatedLength };
     return new FileStorage(directory, limits, recovered.store, segment, recovered.nextSequence, recovered.firstSlot);
   }
 
@@ -202,6 +213,7 @@ export class FileStorage implements LogStorage {
     } catch (error) {
       return Promise.reject(error);
     }
+    this.encodedSequence += frames.length;
     this.counters.appends += 1;
     if (records.length === 0 && this.pending === null && this.flushing === null) return Promise.resolve();
     const batch = (this.pending ??= { frames: [], records: [], bytes: 0, waiters: [], sync: false });
@@ -251,12 +263,14 @@ export class FileStorage implements LogStorage {
   private encode(records: readonly PersistRecord[]): Uint8Array[] {
     const frames: Uint8Array[] = [];
     let bytes = 0;
+    let sequence = this.encodedSequence;
     for (const record of records) {
       const payload = encodeRecord(record);
       if (payload.byteLength > this.limits.recordBytesMax) {
         throw new StorageUsageError(`record of ${payload.byteLength} bytes exceeds ${this.limits.recordBytesMax}`);
       }
-      const frame = encodeFrame(payload);
+      const frame = encodeFrame(payload, sequence);
+      sequence += 1;
       bytes += frame.byteLength;
       frames.push(frame);
     }
@@ -381,8 +395,8 @@ function checkLimits(options: FileStorageOptions): Limits {
   }
   // The u32 length field bounds a record; a segment must hold its header plus one frame.
   if (limits.recordBytesMax > 0xffffffff) throw new StorageUsageError('recordBytesMax must fit in 32 bits');
-  if (limits.segmentBytesMax <= SEGMENT_HEADER_BYTES + FRAME_HEADER_BYTES) {
-    throw new StorageUsageError('segmentBytesMax must exceed a segment header plus a frame header');
+  if (limits.segmentBytesMax < SEGMENT_HEADER_BYTES + frameBytes(1)) {
+    throw new StorageUsageError('segmentBytesMax must hold a segment header plus a one-byte record frame');
   }
   const blockingSyncMaxMs = options.blockingSyncMaxMs ?? BLOCKING_SYNC_MAX_MS_DEFAULT;
   if (!Number.isFinite(blockingSyncMaxMs) || blockingSyncMaxMs < 0) throw new StorageUsageError('blockingSyncMaxMs must be a non-negative number');

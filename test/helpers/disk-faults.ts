@@ -19,7 +19,7 @@ import { basename, dirname, join } from 'node:path';
 import type { PersistRecord } from '../../src/core/multipaxos/types.js';
 import type { Prng } from '../../src/core/prng.js';
 import { decodeRecord } from '../../src/storage/codec.js';
-import { FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES, parseSegmentName, scanFrames } from '../../src/storage/segment.js';
+import { SECTOR_BYTES, SEGMENT_HEADER_BYTES, decodeSegmentHeader, parseSegmentName, scanFrames } from '../../src/storage/segment.js';
 import { RECORD_BYTES_MAX_DEFAULT } from '../../src/storage/file.js';
 
 /** One frame of a segment file. */
@@ -49,12 +49,14 @@ export async function walLayout(walDirectory: string): Promise<WalLayout> {
   const frames: WalFrame[] = [];
   for (const [index, file] of segments.entries()) {
     const bytes = new Uint8Array(await readFile(file));
-    const scan = scanFrames(bytes, SEGMENT_HEADER_BYTES, RECORD_BYTES_MAX_DEFAULT);
+    const header = decodeSegmentHeader(bytes);
+    if (typeof header === 'string') throw new Error(`walLayout: ${file}: ${header}`);
+    const scan = scanFrames(bytes, SEGMENT_HEADER_BYTES, RECORD_BYTES_MAX_DEFAULT, header.format, header.firstSequence);
     const preallocated = index === segments.length - 1 && bytes.subarray(scan.validEndOffset).every((byte) => byte === 0);
     if (scan.problem !== null && !preallocated) throw new Error(`walLayout: ${file} is not intact at ${scan.validEndOffset}: ${scan.problem}`);
-    scan.frames.forEach(({ offset, payload }, frameIndex) => {
+    scan.frames.forEach(({ offset, end, payload }, frameIndex) => {
       const last = index === segments.length - 1 && frameIndex === scan.frames.length - 1;
-      frames.push({ file, offset, byteLength: FRAME_HEADER_BYTES + payload.byteLength, record: decodeRecord(payload), last });
+      frames.push({ file, offset, byteLength: end - offset, record: decodeRecord(payload), last });
     });
   }
   return { segments, frames };
@@ -123,9 +125,9 @@ function plan(target: FaultTarget, kind: FaultKind, file: string, bytes: Buffer,
   for (let attempt = 0; attempt < 1000; attempt += 1) {
     const offset = random.int(span.start + 1, span.end);
     const byteLength = random.int(1, Math.min(64, span.end - offset) + 1);
-    // The last record is followed by zeros (preallocated space): zeros up to its end would read as
-    // whole sectors that never landed, a torn write. Damage that recovery can tell from one keeps
-    // a non-zero byte of the record after the zeroed run.
+    // The last record is followed by zeros (preallocated space): zeros up to its end (its trailer
+    // byte included) would read as whole sectors that never landed, a torn write. Damage that
+    // recovery can tell from one keeps a non-zero byte of the record after the zeroed run.
     const keepsTail = target !== 'last-record' || bytes.subarray(offset + byteLength, span.end).some((byte) => byte !== 0);
     if (keepsTail && bytes.subarray(offset, offset + byteLength).some((byte) => byte !== 0)) {
       return { target, kind, file, offset, bit: 0, byteLength, reportedOffset, description: `${byteLength} bytes zeroed at ${offset} in ${where}` };
@@ -156,8 +158,13 @@ export async function tearWrite(file: string, offset: number, byteLength: number
   await writeFile(file, bytes);
 }
 
-/** What is left, past the last fsync point, of the write that was in progress when power went. */
-export type UnfinishedWrite = 'nothing' | 'prefix' | 'zeros';
+/**
+ * What is left, past the last fsync point, of the write that was in progress when power went:
+ * nothing (the file cut there), a prefix of it, as many zeros, or (`in-place`) the file keeps its
+ * size, preallocated zeros and all, and the unfinished write landed in order up to a sector
+ * boundary (the sectors after it read back as zeros).
+ */
+export type UnfinishedWrite = 'nothing' | 'prefix' | 'zeros' | 'in-place';
 
 /** The state of one node's log at the moment of a simulated power loss. */
 export interface PowerLossPoint {
@@ -182,7 +189,8 @@ export function powerLossPoint(storage: { durableEnd(): { readonly file: string;
 /**
  * Simulates, on the stopped node, a power loss at the moment `point` was recorded: segments after
  * `point.file` vanish, and `point.file` keeps its fsync'd bytes plus, per `unfinished`, a random
- * prefix of the bytes written but not fsync'd by then, or as many zeros. Returns the bytes cut.
+ * prefix of the bytes written but not fsync'd by then, or as many zeros, or (`in-place`) keeps its
+ * size with a sector-aligned prefix of those bytes landed. Returns the bytes cut.
  */
 export async function powerLoss(point: PowerLossPoint, unfinished: UnfinishedWrite, random: Prng): Promise<number> {
   const directory = dirname(point.file);
@@ -197,6 +205,20 @@ export async function powerLoss(point: PowerLossPoint, unfinished: UnfinishedWri
     }
   }
   const bytes = await readFile(point.file);
+  if (unfinished === 'in-place') {
+    const start = Math.ceil(point.durableLength / SECTOR_BYTES) * SECTOR_BYTES;
+    const end = Math.ceil(point.writtenLength / SECTOR_BYTES) * SECTOR_BYTES;
+    const landed = end > start ? start + SECTOR_BYTES * random.int(0, (end - start) / SECTOR_BYTES + 1) : start;
+    // Bytes past the fsync point within its sector: that sector was written again (from the page
+    // cache) and either holds the new bytes or the old, never a mix; here, the new. Everything
+    // after what landed reads as zeros, including what the node wrote after the moment.
+    const keptEnd = Math.max(point.durableLength, Math.min(landed, point.writtenLength));
+    let writtenEnd = bytes.length;
+    while (writtenEnd > keptEnd && bytes[writtenEnd - 1] === 0) writtenEnd -= 1;
+    bytes.fill(0, keptEnd);
+    await writeFile(point.file, bytes);
+    return cut + (writtenEnd - keptEnd);
+  }
   cut += bytes.length - point.durableLength;
   await truncate(point.file, point.durableLength);
   const unsynced = bytes.subarray(point.durableLength, point.writtenLength);

@@ -304,7 +304,7 @@ test(`power loss: every node cut back to its last fdatasync point (${POWER_LOSS_
       await Promise.all(Array.from({ length: 8 }, (_, clientIndex) => client(clientIndex)));
       const { points, acknowledged: acknowledgedAtCut } = cut as unknown as { points: Map<number, PowerLossPoint>; acknowledged: Map<string, string> };
       await Promise.all([1, 2, 3].map((id) => cluster.stop(id)));
-      const modes: UnfinishedWrite[] = ['nothing', 'prefix', 'zeros'];
+      const modes: UnfinishedWrite[] = ['nothing', 'prefix', 'zeros', 'in-place'];
       for (const [id, point] of points) {
         const mode = modes[random.int(0, modes.length)] as UnfinishedWrite;
         const cut = await powerLoss(point, mode, random);

@@ -10,7 +10,8 @@ import { StorageCorruptionError, StorageUsageError } from '../../src/storage/err
 import { FileStorage, type FileStorageOptions } from '../../src/storage/file.js';
 import { MemoryLogStore } from '../../src/storage/memory.js';
 import { encodeRecord } from '../../src/storage/codec.js';
-import { FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES, encodeFrame } from '../../src/storage/segment.js';
+import { crc32c } from '../../src/storage/crc32.js';
+import { FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES, encodeFrame, frameBytes } from '../../src/storage/segment.js';
 import { assertSameState, commandsValue, runStorageConformance, sortedEntries } from './conformance.js';
 
 /** A fresh temporary directory per test. */
@@ -61,7 +62,7 @@ async function writeAccepts(directory: string, count: number, options: FileStora
 async function frameOffsets(path: string): Promise<number[]> {
   const bytes = await readFile(path);
   const offsets: number[] = [];
-  for (let offset = SEGMENT_HEADER_BYTES; offset + 4 <= bytes.length && bytes.readUInt32LE(offset) !== 0; offset += FRAME_HEADER_BYTES + bytes.readUInt32LE(offset)) {
+  for (let offset = SEGMENT_HEADER_BYTES; offset + 4 <= bytes.length && bytes.readUInt32LE(offset) !== 0; offset += frameBytes(bytes.readUInt32LE(offset))) {
     offsets.push(offset);
   }
   return offsets;
@@ -133,7 +134,7 @@ test('file storage: torn tail: a file cut mid-record is truncated to the last go
 
 test('file storage: torn tail: a cut-off prefix of the next record after the last record is truncated, with a warning', () =>
   withDirectory(async (directory) => {
-    const next = encodeFrame(encodeRecord({ type: 'accept', slot: 9, ballot: B1, value: commandsValue(B1, new Uint8Array(100).fill(7)) }));
+    const next = encodeFrame(encodeRecord({ type: 'accept', slot: 9, ballot: B1, value: commandsValue(B1, new Uint8Array(100).fill(7)) }), 3);
     const tails = [next.subarray(0, 3), next.subarray(0, FRAME_HEADER_BYTES), next.subarray(0, next.length - 1)];
     for (const tail of tails) {
       await rm(directory, { recursive: true, force: true });
@@ -205,7 +206,7 @@ test('file storage: preallocation: a torn write into the zeros (whole sectors of
     const [path] = await segmentPaths(directory);
     assert.ok(path !== undefined);
     // A 1500-byte record, written from `dataEnd`: the first sector it touches landed, the rest did not.
-    const frame = encodeFrame(encodeRecord({ type: 'accept', slot: 4, ballot: B1, value: commandsValue(B1, new Uint8Array(1500).fill(9)) }));
+    const frame = encodeFrame(encodeRecord({ type: 'accept', slot: 4, ballot: B1, value: commandsValue(B1, new Uint8Array(1500).fill(9)) }), 3);
     const landed = Math.ceil((dataEnd + 1) / 512) * 512 - dataEnd;
     const bytes = await readFile(path);
     bytes.set(frame.subarray(0, landed), dataEnd);
@@ -250,12 +251,140 @@ test('file storage: preallocation: a sealed segment is cut to its last record wh
       const bytes = await readFile(path);
       const offsets = await frameOffsets(path);
       const last = offsets[offsets.length - 1] ?? 0;
-      assert.equal(bytes.length, last + FRAME_HEADER_BYTES + bytes.readUInt32LE(last), `${path} ends at its last record`);
+      assert.equal(bytes.length, last + frameBytes(bytes.readUInt32LE(last)), `${path} ends at its last record`);
     }
     const { storage, warnings } = await openCollecting(directory, { segmentBytesMax: 1024 });
     assert.deepStrictEqual(warnings, []);
     assertSameState(storage.state(), before);
     await storage.close();
+  }));
+
+test('file storage: a complete last record whose payload ends in zeros past a sector boundary, with one bit flipped, is a StorageCorruptionError, never dropped as torn', () =>
+  withDirectory(async (directory) => {
+    // A payload ending in 600 zero bytes: the record's last non-zero bytes (before the trailer)
+    // lie more than a sector before its end. Such a record is complete and may have been
+    // acknowledged; read as a torn write it would be silently truncated away.
+    for (const preallocateBytes of [0, 8192]) {
+      await rm(directory, { recursive: true, force: true });
+      const { storage } = await openCollecting(directory, { preallocateBytes });
+      await storage.append([{ type: 'accept', slot: 1, ballot: B1, value: { type: 'noop' } }]);
+      const lastOffset = storage.durableEnd().byteLength;
+      const payload = new Uint8Array(1000).fill(7, 0, 400);
+      await storage.append([{ type: 'accept', slot: 2, ballot: B1, value: commandsValue(B1, payload) }]);
+      await storage.close();
+      const [path] = await segmentPaths(directory);
+      assert.ok(path !== undefined);
+      const pristine = await readFile(path);
+      for (const at of [lastOffset + FRAME_HEADER_BYTES + 5, lastOffset + 1, lastOffset + 6]) {
+        const bytes = Buffer.from(pristine);
+        bytes[at] = (bytes[at] ?? 0) ^ 0x01;
+        await writeFile(path, bytes);
+        await assert.rejects(openCollecting(directory, { preallocateBytes }), (error: unknown) => {
+          assert.ok(error instanceof StorageCorruptionError, `preallocate ${preallocateBytes}, byte ${at}: ${String(error)}`);
+          assert.equal(error.offset, lastOffset);
+          return true;
+        });
+        assert.equal((await stat(path)).size, pristine.length, 'nothing truncated');
+      }
+    }
+  }));
+
+test('file storage: a valid frame copied to another record boundary is a StorageCorruptionError (frames carry their sequence number)', () =>
+  withDirectory(async (directory) => {
+    for (const where of ['middle', 'end'] as const) {
+      await rm(directory, { recursive: true, force: true });
+      await writeAccepts(directory, 5);
+      const [path] = await segmentPaths(directory);
+      assert.ok(path !== undefined);
+      const bytes = await readFile(path);
+      const offsets = await frameOffsets(path);
+      const copy = bytes.subarray(offsets[1] ?? 0, offsets[2] ?? 0);
+      const at = where === 'middle' ? (offsets[3] ?? 0) : bytes.length;
+      await writeFile(path, Buffer.concat([bytes.subarray(0, at), copy, bytes.subarray(at)]));
+      await assert.rejects(openCollecting(directory), (error: unknown) => {
+        assert.ok(error instanceof StorageCorruptionError, `${where}: ${String(error)}`);
+        assert.equal(error.offset, at, where);
+        return true;
+      });
+    }
+  }));
+
+test('file storage: preallocation never grows a segment past segmentBytesMax, on the calling thread or the thread pool', () =>
+  withDirectory(async (directory) => {
+    for (const blockingSyncMaxMs of [2, 0]) {
+      await rm(directory, { recursive: true, force: true });
+      const options = { segmentBytesMax: 3000, preallocateBytes: 2048, blockingSyncMaxMs };
+      const before = await writeAccepts(directory, 200, options);
+      const paths = await segmentPaths(directory);
+      assert.ok(paths.length > 2, `${paths.length} segments`);
+      for (const path of paths) assert.ok((await stat(path)).size <= 3000, `${path}: ${(await stat(path)).size} bytes`);
+      const { storage, warnings } = await openCollecting(directory, options);
+      assert.deepStrictEqual(warnings, []);
+      assertSameState(storage.state(), before);
+      await storage.close();
+    }
+  }));
+
+/** Rewrites a log written by `writeAccepts` in format version 1 (frames without sequence number or trailer). */
+async function downgradeToVersion1(path: string): Promise<void> {
+  const bytes = await readFile(path);
+  const header = Buffer.from(bytes.subarray(0, SEGMENT_HEADER_BYTES));
+  header.writeUInt32LE(1, 8); // the header checksum covers bytes 16..32 only
+  const frames: Buffer[] = [header];
+  for (const offset of await frameOffsets(path)) {
+    const length = bytes.readUInt32LE(offset);
+    const payload = bytes.subarray(offset + FRAME_HEADER_BYTES, offset + FRAME_HEADER_BYTES + length);
+    const frame = Buffer.alloc(8 + length);
+    frame.writeUInt32LE(length, 0);
+    frame.writeUInt32LE(crc32c(payload), 4);
+    frame.set(payload, 8);
+    frames.push(frame);
+  }
+  await writeFile(path, Buffer.concat(frames));
+}
+
+test('file storage: a version 1 log is read by its own rules, sealed on open, and new records go to a version 2 segment', () =>
+  withDirectory(async (directory) => {
+    const before = await writeAccepts(directory, 4);
+    const [path] = await segmentPaths(directory);
+    assert.ok(path !== undefined);
+    await downgradeToVersion1(path);
+    const version1 = await readFile(path);
+    // Zeros after its records (a file that grew before its data landed) are space.
+    await appendFile(path, Buffer.alloc(700));
+    const { storage, warnings } = await openCollecting(directory);
+    assert.deepStrictEqual(warnings, []);
+    assertSameState(storage.state(), before);
+    await storage.append([{ type: 'accept', slot: 5, ballot: B1, value: { type: 'noop' } }]);
+    const after = storage.state();
+    await storage.close();
+    const paths = await segmentPaths(directory);
+    assert.equal(paths.length, 2, 'a new segment after the sealed version 1 one');
+    assert.deepStrictEqual(await readFile(path), version1, 'sealed where its records end');
+    assert.equal((await readFile(paths[1] ?? '')).readUInt32LE(8), 2);
+    const reopened = await openCollecting(directory);
+    assert.deepStrictEqual(reopened.warnings, []);
+    assertSameState(reopened.storage.state(), after);
+    await reopened.storage.close();
+    // In a version 1 segment a torn tail is still repaired, and a complete last record with a
+    // flipped bit is still corruption (zeros are never judged unwritten sectors there).
+    for (const damage of ['torn', 'flip'] as const) {
+      await rm(directory, { recursive: true, force: true });
+      await writeAccepts(directory, 4);
+      await downgradeToVersion1(path);
+      const bytes = await readFile(path);
+      if (damage === 'torn') await writeFile(path, bytes.subarray(0, bytes.length - 2));
+      else await flipBit(path, bytes.length - 1);
+      const result = openCollecting(directory);
+      if (damage === 'flip') {
+        await assert.rejects(result, StorageCorruptionError);
+        continue;
+      }
+      const { storage: repaired, warnings: repairWarnings } = await result;
+      assert.equal(repairWarnings.length, 1);
+      assert.equal([...repaired.state().entries].length, 3);
+      await repaired.close();
+    }
   }));
 
 test('file storage: garbage after the last record is not a torn write (a write leaves a prefix or zeros): StorageCorruptionError', () =>
