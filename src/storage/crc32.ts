@@ -34,3 +34,16 @@ export function crc32c(bytes: Uint8Array, start = 0, end = bytes.byteLength): nu
   }
   return (crc ^ 0xffffffff) >>> 0;
 }
+
+/**
+ * The first `end` in [`fromEnd`, `toEnd`] at which the CRC-32C of `bytes[start, end)` equals
+ * `checksum`, or null: every candidate end of a record in one pass (linear, not quadratic).
+ */
+export function crc32cFirstMatchingEnd(bytes: Uint8Array, start: number, fromEnd: number, toEnd: number, checksum: number): number | null {
+  let crc = 0xffffffff;
+  for (let index = start; index < toEnd; index += 1) {
+    if (index >= fromEnd && ((crc ^ 0xffffffff) >>> 0) === checksum) return index;
+    crc = (TABLE[(crc ^ (bytes[index] ?? 0)) & 0xff] ?? 0) ^ (crc >>> 8);
+  }
+  return ((crc ^ 0xffffffff) >>> 0) === checksum && toEnd >= fromEnd ? toEnd : null;
+}

@@ -27,7 +27,7 @@
  * 1 segment is read by the rules that held for it (no zeros are judged as unwritten sectors) and
  * sealed when the log is opened, so new frames always go to a version 2 segment.
  */
-import { crc32c } from './crc32.js';
+import { crc32c, crc32cFirstMatchingEnd } from './crc32.js';
 import { mayStartRecord } from './codec.js';
 
 export const SEGMENT_HEADER_BYTES = 32;
@@ -208,8 +208,9 @@ export function findValidFrame(bytes: Uint8Array, fromOffset: number, recordByte
  * - a zero length followed by non-zero bytes (a torn write leaves a prefix or zeros, not this);
  * - a length above `recordBytesMax` (no write, whole or partial, produces one);
  * - a frame whose payload runs past the end, but which is valid if it ends where the written bytes
- *   end (version 2: at the last non-zero byte, its trailer; version 1: at the end of the file), or
- *   with its length field's any one bit changed: a complete record with a damaged length field.
+ *   end (version 2: at the last non-zero byte, its trailer; version 1: anywhere from the last
+ *   non-zero byte to the end of the file), or with any one bit of its length field changed: a
+ *   complete record with a damaged length field.
  *
  * Version 2 frames make this sound in front of zeros: a complete frame ends in its non-zero
  * trailer, so it always lies inside `bytes`, and a record cut short is one whose end lies in zeros.
@@ -231,9 +232,16 @@ export function damagedRecordReason(bytes: Uint8Array, offset: number, recordByt
   if (payloadStart + length + format.trailerBytes <= end) {
     return 'a complete frame fails its checks (a damaged record that may have been acknowledged)';
   }
-  let writtenEnd = end;
-  if (format.version === 2) while (writtenEnd > payloadStart && bytes[writtenEnd - 1] === 0) writtenEnd -= 1;
-  const candidates = new Set<number>([writtenEnd - format.trailerBytes - payloadStart]);
+  // Where the written bytes end: at the last non-zero byte (a version 2 frame's trailer), or, in a
+  // version 1 segment, anywhere from there to the end of the file (its payload may end in zeros).
+  let lastWritten = end;
+  while (lastWritten > payloadStart && bytes[lastWritten - 1] === 0) lastWritten -= 1;
+  if (format.version === 1) {
+    const storedChecksum = readUint32(bytes, offset + 4);
+    const matchingEnd = crc32cFirstMatchingEnd(bytes, payloadStart, Math.max(lastWritten, payloadStart + 1), end, storedChecksum);
+    if (matchingEnd !== null) return `a complete record of ${matchingEnd - payloadStart} bytes with a damaged length field (${length})`;
+  }
+  const candidates = new Set<number>([lastWritten - format.trailerBytes - payloadStart]);
   for (let bit = 0; bit < 32; bit += 1) candidates.add((length ^ (1 << bit)) >>> 0);
   for (const candidate of candidates) {
     if (candidate <= 0 || payloadStart + candidate + format.trailerBytes > end) continue;

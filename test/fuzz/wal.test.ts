@@ -146,6 +146,12 @@ interface Applied {
   readonly from: number;
   readonly to: number;
   readonly crashShaped: boolean;
+  /**
+   * Whether the reopened log may hold fewer records than were written: a crash cut its tail, or
+   * zeros cover the last frame's trailer (the last record then reads as a write that never
+   * completed, which no reader can tell from one). Any other damage loses nothing or is refused.
+   */
+  readonly mayDrop: boolean;
   /** The whole segment is gone. */
   readonly removed: boolean;
 }
@@ -162,7 +168,7 @@ async function applyDamage(base: BaseLog, directory: string, damage: Damage): Pr
       const at = damage.at % bytes.length;
       bytes[at] = (bytes[at] ?? 0) ^ (1 << damage.bit);
       await writeFile(path, bytes);
-      return { segment, from: at, to: at + 1, crashShaped: false, removed: false };
+      return { segment, from: at, to: at + 1, crashShaped: false, mayDrop: false, removed: false };
     }
     case 'zero': {
       const at = damage.at % bytes.length;
@@ -170,14 +176,17 @@ async function applyDamage(base: BaseLog, directory: string, damage: Damage): Pr
       if (bytes.subarray(at, to).every((byte) => byte === 0)) return null; // changes nothing
       bytes.fill(0, at, to);
       await writeFile(path, bytes);
-      return { segment, from: at, to, crashShaped: false, removed: false };
+      const lastFrame = base.frames.at(-1);
+      const coversTrailer = lastFrame !== undefined && lastFrame.segment === segment && at <= lastFrame.end - 1 && lastFrame.end - 1 < to;
+      return { segment, from: at, to, crashShaped: false, mayDrop: coversTrailer, removed: false };
     }
     case 'truncate':
     case 'torn-tail': {
       const at = damage.at % bytes.length;
       await writeFile(path, bytes.subarray(0, at));
       // A crash leaves the LAST segment cut anywhere after its header (created whole, then appended).
-      return { segment, from: at, to: bytes.length, crashShaped: segment === last && at >= SEGMENT_HEADER_BYTES, removed: false };
+      const crashShaped = segment === last && at >= SEGMENT_HEADER_BYTES;
+      return { segment, from: at, to: bytes.length, crashShaped, mayDrop: crashShaped, removed: false };
     }
     case 'torn-in-place': {
       // The last segment's writes from a sector boundary on never landed (the file keeps its size,
@@ -186,26 +195,27 @@ async function applyDamage(base: BaseLog, directory: string, damage: Damage): Pr
       if (at >= bytes.length || bytes.subarray(at).every((byte) => byte === 0)) return null; // changes nothing
       bytes.fill(0, at);
       await writeFile(path, bytes);
-      return { segment, from: at, to: bytes.length, crashShaped: true, removed: false };
+      return { segment, from: at, to: bytes.length, crashShaped: true, mayDrop: true, removed: false };
     }
     case 'append':
       await writeFile(path, Buffer.concat([bytes, damage.bytes]));
-      return { segment, from: bytes.length, to: bytes.length, crashShaped: false, removed: false };
+      return { segment, from: bytes.length, to: bytes.length, crashShaped: false, mayDrop: false, removed: false };
     case 'zeros-after-tail':
       await writeFile(path, Buffer.concat([bytes, Buffer.alloc(damage.length)]));
-      return { segment, from: bytes.length, to: bytes.length, crashShaped: true, removed: false };
+      return { segment, from: bytes.length, to: bytes.length, crashShaped: true, mayDrop: false, removed: false };
     case 'remove':
       // Losing the whole last segment looks exactly like a log that ended earlier: not detectable
       // without a record of the log's end elsewhere (left out; see the README).
       if (segment === last) return null;
       await unlink(path);
-      return { segment, from: 0, to: bytes.length, crashShaped: false, removed: true };
+      return { segment, from: 0, to: bytes.length, crashShaped: false, mayDrop: false, removed: true };
   }
 }
 
 /** The states a reopen may return after `applied`, as prefix lengths. */
 function allowedPrefixes(base: BaseLog, applied: Applied): { minimum: number; maximum: number } {
   const total = base.frames.length;
+  if (!applied.mayDrop) return { minimum: total, maximum: total };
   // Records wholly before the damage, in log order, must all survive.
   const before = base.frames.filter((frame) => frame.segment < applied.segment || (frame.segment === applied.segment && frame.end <= applied.from)).length;
   // Any undamaged record after the damage means nothing may be dropped at all.

@@ -314,10 +314,20 @@ test('file storage: preallocation never grows a segment past segmentBytesMax, on
     for (const blockingSyncMaxMs of [2, 0]) {
       await rm(directory, { recursive: true, force: true });
       const options = { segmentBytesMax: 3000, preallocateBytes: 2048, blockingSyncMaxMs };
-      const before = await writeAccepts(directory, 200, options);
+      // Checked after every append: a segment grown past the limit and cut back when sealed would
+      // pass a check made only at the end.
+      const { storage: writer } = await openCollecting(directory, options);
+      for (let slot = 1; slot <= 200; slot += 1) {
+        await writer.append([{ type: 'accept', slot, ballot: B1, value: commandsValue(B1, Uint8Array.of(slot, slot)) }]);
+        for (const path of await segmentPaths(directory)) {
+          const size = (await stat(path)).size;
+          assert.ok(size <= 3000, `after slot ${slot}, ${path}: ${size} bytes`);
+        }
+      }
+      const before = writer.state();
+      await writer.close();
       const paths = await segmentPaths(directory);
       assert.ok(paths.length > 2, `${paths.length} segments`);
-      for (const path of paths) assert.ok((await stat(path)).size <= 3000, `${path}: ${(await stat(path)).size} bytes`);
       const { storage, warnings } = await openCollecting(directory, options);
       assert.deepStrictEqual(warnings, []);
       assertSameState(storage.state(), before);
@@ -385,6 +395,84 @@ test('file storage: a version 1 log is read by its own rules, sealed on open, an
       assert.equal([...repaired.state().entries].length, 3);
       await repaired.close();
     }
+  }));
+
+test('file storage: a version 1 last record whose payload ends in zeros, followed by zeros, with one bit flipped, is a StorageCorruptionError', () =>
+  withDirectory(async (directory) => {
+    // Version 1 frames have no trailer: the record's own zeros cannot be told from space after it,
+    // so no zero may be judged an unwritten sector there.
+    const { storage } = await openCollecting(directory, { preallocateBytes: 0 });
+    await storage.append([{ type: 'accept', slot: 1, ballot: B1, value: { type: 'noop' } }]);
+    await storage.append([{ type: 'accept', slot: 2, ballot: B1, value: commandsValue(B1, new Uint8Array(1000).fill(7, 0, 400)) }]);
+    await storage.close();
+    const [path] = await segmentPaths(directory);
+    assert.ok(path !== undefined);
+    await downgradeToVersion1(path);
+    const version1 = await readFile(path);
+    const lastOffset = SEGMENT_HEADER_BYTES + 8 + version1.readUInt32LE(SEGMENT_HEADER_BYTES); // version 1 frames: 8-byte header
+    await appendFile(path, Buffer.alloc(4096));
+    const pristine = await readFile(path);
+    // A payload bit (the checksum no longer matches at any end), and single and double bits of the
+    // length field (the record now seems to run into the zeros).
+    for (const flips of [[lastOffset + 8 + 5], [lastOffset + 1], [lastOffset + 1, lastOffset + 2]]) {
+      const bytes = Buffer.from(pristine);
+      for (const at of flips) bytes[at] = (bytes[at] ?? 0) ^ 0x01;
+      await writeFile(path, bytes);
+      await assert.rejects(openCollecting(directory), (error: unknown) => {
+        assert.ok(error instanceof StorageCorruptionError, `bytes ${flips.join(',')}: ${String(error)}`);
+        assert.equal(error.offset, lastOffset);
+        return true;
+      });
+      assert.equal((await stat(path)).size, pristine.length, 'nothing truncated');
+    }
+  }));
+
+test('file storage: preallocation: two flipped bits in the last record\'s length field are a StorageCorruptionError, not a torn write', () =>
+  withDirectory(async (directory) => {
+    const { storage } = await openCollecting(directory, { preallocateBytes: 8192 });
+    for (let slot = 1; slot <= 3; slot += 1) await storage.append([{ type: 'accept', slot, ballot: B1, value: commandsValue(B1, new Uint8Array(40).fill(slot)) }]);
+    await storage.close();
+    const [path] = await segmentPaths(directory);
+    assert.ok(path !== undefined);
+    const lastOffset = (await frameOffsets(path))[2] ?? 0;
+    const pristine = await readFile(path);
+    // The length grows by 0x300: the frame seems to run on into the zeros, as a cut-short write would.
+    const bytes = Buffer.from(pristine);
+    bytes[lastOffset + 1] = (bytes[lastOffset + 1] ?? 0) ^ 0x03;
+    await writeFile(path, bytes);
+    await assert.rejects(openCollecting(directory), (error: unknown) => {
+      assert.ok(error instanceof StorageCorruptionError, String(error));
+      assert.equal(error.offset, lastOffset);
+      return true;
+    });
+    assert.equal((await stat(path)).size, pristine.length, 'nothing truncated');
+  }));
+
+test('file storage: an append refused for a too-large record writes nothing, and later appends and a reopen stay consistent', () =>
+  withDirectory(async (directory) => {
+    const { storage } = await openCollecting(directory, { recordBytesMax: 4096 });
+    await storage.append([{ type: 'accept', slot: 1, ballot: B1, value: { type: 'noop' } }]);
+    await assert.rejects(
+      storage.append([
+        { type: 'accept', slot: 2, ballot: B1, value: { type: 'noop' } },
+        { type: 'accept', slot: 3, ballot: B1, value: commandsValue(B1, new Uint8Array(8000).fill(1)) },
+      ]),
+      StorageUsageError,
+    );
+    assert.equal([...storage.state().entries].length, 1, 'the refused append changed nothing');
+    for (let slot = 2; slot <= 5; slot += 1) await storage.append([{ type: 'accept', slot, ballot: B1, value: commandsValue(B1, Uint8Array.of(slot)) }]);
+    const before = storage.state();
+    await storage.close();
+    const { storage: reopened, warnings } = await openCollecting(directory, { recordBytesMax: 4096 });
+    assert.deepStrictEqual(warnings, []);
+    assertSameState(reopened.state(), before);
+    await reopened.append([{ type: 'accept', slot: 6, ballot: B1, value: { type: 'noop' } }]);
+    const after = reopened.state();
+    await reopened.close();
+    const again = await openCollecting(directory, { recordBytesMax: 4096 });
+    assert.deepStrictEqual(again.warnings, []);
+    assertSameState(again.storage.state(), after);
+    await again.storage.close();
   }));
 
 test('file storage: garbage after the last record is not a torn write (a write leaves a prefix or zeros): StorageCorruptionError', () =>
