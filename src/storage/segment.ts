@@ -236,12 +236,14 @@ export function damagedRecordReason(bytes: Uint8Array, offset: number, recordByt
   // version 1 segment, anywhere from there to the end of the file (its payload may end in zeros).
   let lastWritten = end;
   while (lastWritten > payloadStart && bytes[lastWritten - 1] === 0) lastWritten -= 1;
+  const candidates = new Set<number>();
   if (format.version === 1) {
     const storedChecksum = readUint32(bytes, offset + 4);
     const matchingEnd = crc32cFirstMatchingEnd(bytes, payloadStart, Math.max(lastWritten, payloadStart + 1), end, storedChecksum);
     if (matchingEnd !== null) return `a complete record of ${matchingEnd - payloadStart} bytes with a damaged length field (${length})`;
+  } else {
+    candidates.add(lastWritten - format.trailerBytes - payloadStart);
   }
-  const candidates = new Set<number>([lastWritten - format.trailerBytes - payloadStart]);
   for (let bit = 0; bit < 32; bit += 1) candidates.add((length ^ (1 << bit)) >>> 0);
   for (const candidate of candidates) {
     if (candidate <= 0 || payloadStart + candidate + format.trailerBytes > end) continue;

@@ -79,6 +79,19 @@ async function flipBit(path: string, offset: number): Promise<void> {
   await writeFile(path, bytes);
 }
 
+/**
+ * Opening `directory` fails with a StorageCorruptionError at `offset`, and the segment at `path`
+ * keeps its `size` bytes: nothing was truncated.
+ */
+async function assertRefusedUntouched(directory: string, path: string, offset: number, size: number, label: string, options: FileStorageOptions = {}): Promise<void> {
+  await assert.rejects(openCollecting(directory, options), (error: unknown) => {
+    assert.ok(error instanceof StorageCorruptionError, `${label}: ${String(error)}`);
+    assert.equal(error.offset, offset, label);
+    return true;
+  });
+  assert.equal((await stat(path)).size, size, `${label}: nothing truncated`);
+}
+
 const B1 = makeBallot(1, 1);
 
 /** Runs `body` on a fresh temporary directory, removed afterwards. */
@@ -279,12 +292,7 @@ test('file storage: a complete last record whose payload ends in zeros past a se
         const bytes = Buffer.from(pristine);
         bytes[at] = (bytes[at] ?? 0) ^ 0x01;
         await writeFile(path, bytes);
-        await assert.rejects(openCollecting(directory, { preallocateBytes }), (error: unknown) => {
-          assert.ok(error instanceof StorageCorruptionError, `preallocate ${preallocateBytes}, byte ${at}: ${String(error)}`);
-          assert.equal(error.offset, lastOffset);
-          return true;
-        });
-        assert.equal((await stat(path)).size, pristine.length, 'nothing truncated');
+        await assertRefusedUntouched(directory, path, lastOffset, pristine.length, `preallocate ${preallocateBytes}, byte ${at}`, { preallocateBytes });
       }
     }
   }));
@@ -418,12 +426,7 @@ test('file storage: a version 1 last record whose payload ends in zeros, followe
       const bytes = Buffer.from(pristine);
       for (const at of flips) bytes[at] = (bytes[at] ?? 0) ^ 0x01;
       await writeFile(path, bytes);
-      await assert.rejects(openCollecting(directory), (error: unknown) => {
-        assert.ok(error instanceof StorageCorruptionError, `bytes ${flips.join(',')}: ${String(error)}`);
-        assert.equal(error.offset, lastOffset);
-        return true;
-      });
-      assert.equal((await stat(path)).size, pristine.length, 'nothing truncated');
+      await assertRefusedUntouched(directory, path, lastOffset, pristine.length, `bytes ${flips.join(',')}`);
     }
   }));
 
@@ -440,12 +443,7 @@ test('file storage: preallocation: two flipped bits in the last record\'s length
     const bytes = Buffer.from(pristine);
     bytes[lastOffset + 1] = (bytes[lastOffset + 1] ?? 0) ^ 0x03;
     await writeFile(path, bytes);
-    await assert.rejects(openCollecting(directory), (error: unknown) => {
-      assert.ok(error instanceof StorageCorruptionError, String(error));
-      assert.equal(error.offset, lastOffset);
-      return true;
-    });
-    assert.equal((await stat(path)).size, pristine.length, 'nothing truncated');
+    await assertRefusedUntouched(directory, path, lastOffset, pristine.length, 'length bits 8 and 9');
   }));
 
 test('file storage: an append refused for a too-large record writes nothing, and later appends and a reopen stay consistent', () =>
