@@ -12,12 +12,13 @@ import {
   PROTOCOL_VERSION,
   RESPONSE_FRAME_BYTES_MAX,
   decodeServerMessage,
-  encodeClientMessage,
+  encodeClientFrame,
+  encodeRequestFrame,
   type ServerMessage,
 } from '../protocol/wire.js';
 import { ProtocolDecodeError } from '../protocol/reader.js';
 import type { NodeStatusReport, ServiceFailure } from '../server/service.js';
-import { FrameDecoder, encodeFrame } from '../transport/framing.js';
+import { FRAME_HEADER_BYTES, FrameDecoder } from '../transport/framing.js';
 import { dialStream } from '../transport/tls.js';
 import { FrameTooLargeError } from '../transport/transport.js';
 import type { EndpointAddress } from './endpoint.js';
@@ -112,7 +113,7 @@ export class EndpointConnection {
     socket.setNoDelay(true);
     this.connectTimer = setTimeout(() => this.drop('connect timeout'), this.options.connectTimeoutMs);
     socket.on(readyEvent, () => {
-      socket.write(encodeFrame(encodeClientMessage({ type: 'hello', version: PROTOCOL_VERSION, token: this.options.token })));
+      socket.write(encodeClientFrame({ type: 'hello', version: PROTOCOL_VERSION, token: this.options.token }));
     });
     socket.on('data', (chunk: Buffer) => this.onData(socket, chunk));
     // 'close' follows every 'error'; the reason is the error's.
@@ -180,14 +181,19 @@ export class EndpointConnection {
   private send(reqId: number): void {
     const attempt = this.pending.get(reqId);
     assert(attempt !== undefined && !attempt.sent, 'send an attempt once');
-    const payload = encodeClientMessage({ ...attempt.body, reqId });
-    if (payload.byteLength > this.requestFrameBytesMax) {
-      const message = `request of ${payload.byteLength} bytes is over the node's limit of ${this.requestFrameBytesMax}`;
+    const { body } = attempt;
+    const frame =
+      body.type === 'request'
+        ? encodeRequestFrame(reqId, body.clientId, body.seq, body.operation)
+        : encodeClientFrame({ type: 'status-request', reqId });
+    const payloadBytes = frame.byteLength - FRAME_HEADER_BYTES;
+    if (payloadBytes > this.requestFrameBytesMax) {
+      const message = `request of ${payloadBytes} bytes is over the node's limit of ${this.requestFrameBytesMax}`;
       this.settle(reqId, { kind: 'failure', failure: { ok: false, error: 'too_large', message } });
       return;
     }
     attempt.sent = true;
-    this.outgoing.push(encodeFrame(payload));
+    this.outgoing.push(frame);
     if (this.flushScheduled) return;
     this.flushScheduled = true;
     setImmediate(() => this.flush());

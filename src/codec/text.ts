@@ -3,7 +3,10 @@
  * the client protocol and the client.
  */
 
-const LONE_SURROGATE = /\p{Surrogate}/u;
+/** `String.prototype.isWellFormed` (Node 20; not in the ES2022 lib this project compiles against). */
+interface WellFormedCheck {
+  isWellFormed(): boolean;
+}
 
 /**
  * Whether a string is well-formed UTF-16 (no lone surrogate). A lone surrogate has no UTF-8
@@ -11,7 +14,8 @@ const LONE_SURROGATE = /\p{Surrogate}/u;
  * and its place in byte order would be undefined. Keys, values and client ids must be well-formed.
  */
 export function isWellFormed(text: string): boolean {
-  return !LONE_SURROGATE.test(text);
+  // Native: the regular expression it replaces was a visible share of a client's CPU per request.
+  return (text as unknown as WellFormedCheck).isWellFormed();
 }
 
 /** The length of `text` encoded as UTF-8 (a lone surrogate counts as the 3 bytes of U+FFFD). */

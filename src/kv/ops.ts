@@ -19,6 +19,7 @@
  * differently by different decoders; the canonical check rejects it).
  */
 import { assertNever } from '../core/assert.js';
+import { type CanonicalReader, type CanonicalWriter, NOT_CANONICAL, canonicalWriter, isWritableString, isWritableUint, readCanonical } from '../codec/canonical.js';
 import { FieldReader, KvDecodeError, bytesEqual, exceedsBytes, isWellFormed, packFields, unpackFields } from './codec.js';
 
 export { KvDecodeError } from './codec.js';
@@ -240,10 +241,64 @@ const CAS_HAS_EXPECTED_VERSION = 2;
  * `validateOperation` first to fail fast, and the state machine validates again anyway.
  */
 export function encodeOperation(operation: KvOperation): Uint8Array {
-  return packFields(operationFields(operation));
+  if (!isWritableOperation(operation)) return packFields(operationFields(operation));
+  return plainView(writeOperation(canonicalWriter.begin(), operation).finish());
 }
 
-function operationFields(operation: KvOperation): unknown[] {
+/**
+ * Whether `writeOperation` encodes this operation exactly as msgpackr does: every string
+ * well-formed, every number a non-negative safe integer. Anything else (only a caller that skipped
+ * validation sends it) takes the general path, so its bytes stay what they always were.
+ */
+export function isWritableOperation(operation: KvOperation): boolean {
+  switch (operation.type) {
+    case 'put':
+      return isWritableString(operation.key) && isWritableString(operation.value);
+    case 'get':
+    case 'delete':
+      return isWritableString(operation.key);
+    case 'cas': {
+      const { expectedValue, expectedVersion } = operation;
+      return (
+        isWritableString(operation.key) &&
+        isWritableString(operation.value) &&
+        (expectedValue === undefined || expectedValue === null || isWritableString(expectedValue)) &&
+        (expectedVersion === undefined || isWritableUint(expectedVersion))
+      );
+    }
+    case 'list':
+      return isWritableString(operation.prefix) && isWritableUint(operation.limit);
+    default:
+      return false;
+  }
+}
+
+/** Writes the bytes of `encodeOperation` with `writer`; the operation must be `isWritableOperation`. */
+export function writeOperation(writer: CanonicalWriter, operation: KvOperation): CanonicalWriter {
+  switch (operation.type) {
+    case 'put':
+      return writer.arrayHeader(3).uint(OPERATION_TAG.put).string(operation.key).string(operation.value);
+    case 'get':
+      return writer.arrayHeader(2).uint(OPERATION_TAG.get).string(operation.key);
+    case 'delete':
+      return writer.arrayHeader(2).uint(OPERATION_TAG.delete).string(operation.key);
+    case 'cas': {
+      const { expectedValue, expectedVersion } = operation;
+      const flags =
+        (expectedValue === undefined ? 0 : CAS_HAS_EXPECTED_VALUE) | (expectedVersion === undefined ? 0 : CAS_HAS_EXPECTED_VERSION);
+      writer.arrayHeader(6).uint(OPERATION_TAG.cas).string(operation.key).string(operation.value).uint(flags);
+      writer.stringOrNull(expectedValue ?? null);
+      return expectedVersion === undefined ? writer.nil() : writer.uint(expectedVersion);
+    }
+    case 'list':
+      return writer.arrayHeader(3).uint(OPERATION_TAG.list).string(operation.prefix).uint(operation.limit);
+    default:
+      return assertNever(operation, 'kv operation');
+  }
+}
+
+/** The fields `encodeOperation` packs on its general path (and tests compare the fast one with). */
+export function operationFields(operation: KvOperation): unknown[] {
   switch (operation.type) {
     case 'put':
       return [OPERATION_TAG.put, operation.key, operation.value];
@@ -275,10 +330,50 @@ function casFields(operation: KvCasOperation): unknown[] {
  * decode error.
  */
 export function decodeOperation(bytes: Uint8Array): KvOperation {
+  return readCanonicalOperation(bytes) ?? decodeOperationGeneral(bytes);
+}
+
+/**
+ * `decodeOperation` through msgpackr and a canonical re-encoding: decides every input the fast
+ * reader gives up on, and words its errors.
+ */
+export function decodeOperationGeneral(bytes: Uint8Array): KvOperation {
   const operation = operationFromFields(unpackFields(bytes, 'operation'));
   if (!bytesEqual(encodeOperation(operation), bytes)) {
     throw new KvDecodeError('operation is not canonically encoded');
   }
+  return operation;
+}
+
+/**
+ * The operation in `bytes` when they are its canonical encoding and well-shaped; null for anything
+ * else, which `decodeOperationGeneral` then decides (it accepts exactly the canonical encodings
+ * of well-shaped operations, so this never accepts more, nor reads differently).
+ */
+export function readCanonicalOperation(bytes: Uint8Array): KvOperation | null {
+  return readCanonical(bytes, readOperationFrom);
+}
+
+function readOperationFrom(reader: CanonicalReader): KvOperation {
+  const count = reader.arrayHeader();
+  const tag = reader.uint();
+  if (tag === OPERATION_TAG.put && count === 3) return { type: 'put', key: reader.string(), value: reader.string() };
+  if (tag === OPERATION_TAG.get && count === 2) return { type: 'get', key: reader.string() };
+  if (tag === OPERATION_TAG.delete && count === 2) return { type: 'delete', key: reader.string() };
+  if (tag === OPERATION_TAG.list && count === 3) return { type: 'list', prefix: reader.string(), limit: reader.uint() };
+  if (tag !== OPERATION_TAG.cas || count !== 6) throw NOT_CANONICAL;
+  const key = reader.string();
+  const value = reader.string();
+  const flags = reader.uint();
+  if ((flags & ~(CAS_HAS_EXPECTED_VALUE | CAS_HAS_EXPECTED_VERSION)) !== 0) throw NOT_CANONICAL;
+  const expectedValue = reader.stringOrNull();
+  const expectedVersion = reader.uintOrNull();
+  if (((flags & CAS_HAS_EXPECTED_VERSION) !== 0) !== (expectedVersion !== null)) throw NOT_CANONICAL;
+  const hasExpectedValue = (flags & CAS_HAS_EXPECTED_VALUE) !== 0;
+  if (!hasExpectedValue && expectedValue !== null) throw NOT_CANONICAL;
+  const operation: { -readonly [K in keyof KvCasOperation]: KvCasOperation[K] } = { type: 'cas', key, value };
+  if (hasExpectedValue) operation.expectedValue = expectedValue;
+  if (expectedVersion !== null) operation.expectedVersion = expectedVersion;
   return operation;
 }
 
@@ -334,12 +429,131 @@ const ERROR_CODES: readonly KvErrorCode[] = ['cas_failed', 'too_large', 'bad_req
 
 /** Encodes a result for the client (and for the state machine's snapshot of its sessions). */
 export function encodeResult(result: KvResult): Uint8Array {
-  return packFields(resultToFields(result));
+  if (!isWritableResult(result)) return packFields(resultToFields(result));
+  return plainView(writeResult(canonicalWriter.begin(), result).finish());
+}
+
+/** Whether `writeResult` encodes this result exactly as msgpackr does (see `isWritableOperation`). */
+export function isWritableResult(result: KvResult): boolean {
+  if (!result.ok) {
+    const { current } = result;
+    if (!(result.error in ERROR_TAG) || !isWritableString(result.message)) return false;
+    return current === undefined || ((current.value === null || isWritableString(current.value)) && isWritableUint(current.version));
+  }
+  if (!isWritableUint(result.revision)) return false;
+  switch (result.type) {
+    case 'put':
+    case 'cas':
+      return isWritableUint(result.version) && (result.previous === null || isWritableString(result.previous));
+    case 'get':
+      return isWritableUint(result.version) && (result.value === null || isWritableString(result.value));
+    case 'delete':
+      return result.previous === null || isWritableString(result.previous);
+    case 'list':
+      return (
+        typeof result.more === 'boolean' &&
+        result.entries.every((entry) => isWritableString(entry.key) && isWritableString(entry.value) && isWritableUint(entry.version))
+      );
+    default:
+      return false;
+  }
+}
+
+/** Writes the bytes of `encodeResult` with `writer`; the result must be `isWritableResult`. */
+export function writeResult(writer: CanonicalWriter, result: KvResult): CanonicalWriter {
+  if (!result.ok) {
+    writer.arrayHeader(4).uint(RESULT_TAG.failure).uint(ERROR_TAG[result.error]).string(result.message);
+    if (result.current === undefined) return writer.nil();
+    return writer.arrayHeader(2).stringOrNull(result.current.value).uint(result.current.version);
+  }
+  switch (result.type) {
+    case 'put':
+      return writer.arrayHeader(4).uint(RESULT_TAG.put).uint(result.revision).uint(result.version).stringOrNull(result.previous);
+    case 'get':
+      return writer.arrayHeader(4).uint(RESULT_TAG.get).uint(result.revision).stringOrNull(result.value).uint(result.version);
+    case 'delete':
+      return writer.arrayHeader(3).uint(RESULT_TAG.delete).uint(result.revision).stringOrNull(result.previous);
+    case 'cas':
+      return writer.arrayHeader(4).uint(RESULT_TAG.cas).uint(result.revision).uint(result.version).stringOrNull(result.previous);
+    case 'list': {
+      writer.arrayHeader(4).uint(RESULT_TAG.list).uint(result.revision).boolean(result.more).arrayHeader(result.entries.length * 3);
+      for (const entry of result.entries) writer.string(entry.key).string(entry.value).uint(entry.version);
+      return writer;
+    }
+    default:
+      return assertNever(result, 'kv result');
+  }
 }
 
 /** Decodes a result; throws `KvDecodeError` when the bytes are not one well-shaped result. */
 export function decodeResult(bytes: Uint8Array): KvResult {
+  return readCanonicalResult(bytes) ?? decodeResultGeneral(bytes);
+}
+
+/** `decodeResult` through msgpackr: decides what the fast reader gives up on, and words errors. */
+export function decodeResultGeneral(bytes: Uint8Array): KvResult {
   return resultFromFields(unpackFields(bytes, 'result'));
+}
+
+/**
+ * The result in `bytes` when they are canonical and the result well-shaped; null for anything
+ * else, which `decodeResultGeneral` decides (the fast reader accepts a subset of what it does,
+ * and reads the same values).
+ */
+export function readCanonicalResult(bytes: Uint8Array): KvResult | null {
+  return readCanonical(bytes, readResultFrom);
+}
+
+function readResultFrom(reader: CanonicalReader): KvResult {
+  const count = reader.arrayHeader();
+  const tag = reader.uint();
+  if ((tag === RESULT_TAG.put || tag === RESULT_TAG.cas) && count === 4) {
+    const revision = atLeast(reader.uint(), 1);
+    const version = atLeast(reader.uint(), 1);
+    return { ok: true, type: tag === RESULT_TAG.put ? 'put' : 'cas', revision, version, previous: reader.stringOrNull() };
+  }
+  if (tag === RESULT_TAG.get && count === 4) {
+    const revision = reader.uint();
+    const value = reader.stringOrNull();
+    const version = reader.uint();
+    if ((value === null) !== (version === 0)) throw NOT_CANONICAL;
+    return { ok: true, type: 'get', revision, value, version };
+  }
+  if (tag === RESULT_TAG.delete && count === 3) return { ok: true, type: 'delete', revision: reader.uint(), previous: reader.stringOrNull() };
+  if (tag === RESULT_TAG.list && count === 4) {
+    const revision = reader.uint();
+    const more = reader.boolean();
+    const fields = reader.arrayHeader();
+    if (fields % 3 !== 0) throw NOT_CANONICAL;
+    const entries: KvListEntry[] = [];
+    for (let index = 0; index < fields; index += 3) {
+      entries.push({ key: reader.string(), value: reader.string(), version: atLeast(reader.uint(), 1) });
+    }
+    return { ok: true, type: 'list', revision, entries, more };
+  }
+  if (tag !== RESULT_TAG.failure || count !== 4) throw NOT_CANONICAL;
+  const error = ERROR_CODES[atLeast(reader.uint(), 1) - 1];
+  if (error === undefined) throw NOT_CANONICAL;
+  const message = reader.string();
+  if (reader.nil()) return kvFailure(error, message);
+  if (reader.arrayHeader() !== 2) throw NOT_CANONICAL;
+  const value = reader.stringOrNull();
+  return kvFailure(error, message, { value, version: reader.uint() });
+}
+
+function atLeast(value: number, minimum: number): number {
+  if (value < minimum) throw NOT_CANONICAL;
+  return value;
+}
+
+
+
+/**
+ * A plain Uint8Array over a Buffer's bytes, as `packFields` returns: equal payloads then compare
+ * equal under deep equality whichever path encoded them.
+ */
+function plainView(buffer: Buffer): Uint8Array {
+  return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
 }
 
 /** A result as the array of fields that `encodeResult` packs (snapshots nest these). */

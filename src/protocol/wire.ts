@@ -51,12 +51,29 @@
  * before the hello, a reqId already in flight) is answered with one `failure` with reqId 0, and
  * the server closes the connection.
  */
+import { NOT_CANONICAL, canonicalWriter, isWritableString, isWritableUint, readCanonical } from '../codec/canonical.js';
+import { exceedsBytes } from '../codec/text.js';
 import { assert, assertNever } from '../core/assert.js';
-import { KEY_BYTES_MAX, KvDecodeError, VALUE_BYTES_MAX, decodeOperation, decodeResult, encodeOperation, encodeResult } from '../kv/ops.js';
+import {
+  KEY_BYTES_MAX,
+  KvDecodeError,
+  VALUE_BYTES_MAX,
+  decodeOperation,
+  decodeResult,
+  encodeOperation,
+  encodeResult,
+  isWritableOperation,
+  isWritableResult,
+  readCanonicalOperation,
+  readCanonicalResult,
+  writeOperation,
+  writeResult,
+} from '../kv/ops.js';
 import type { KvCurrent, KvOperation, KvSuccess } from '../kv/ops.js';
 import { CLIENT_ID_BYTES_MAX } from '../kv/state-machine.js';
 import { SERVICE_ERROR_CODES } from '../server/service.js';
 import type { NodeStatusReport, ServiceFailure } from '../server/service.js';
+import { FRAME_HEADER_BYTES, encodeFrame } from '../transport/framing.js';
 import { WireReader, packFrameFields, unpackFrameFields } from './reader.js';
 import { endpointFromFields, endpointToFields, readNodeId, statusFromFields, statusToFields } from './status.js';
 
@@ -152,10 +169,32 @@ export type ServerMessage = WelcomeMessage | ResultMessage | FailureMessage | St
 
 /** Encodes a client frame payload. Inputs come from our own code; reqIds are asserted. */
 export function encodeClientMessage(message: ClientMessage): Uint8Array {
-  return packFrameFields(clientMessageFields(message));
+  return framePayload(encodeClientFrame(message));
 }
 
-function clientMessageFields(message: ClientMessage): unknown[] {
+/**
+ * Encodes a whole client frame, length prefix included. A request is written in one pass into
+ * one buffer (envelope, operation and prefix); anything else, and a request the fast writer does
+ * not take (see `isWritableOperation`), is packed from its fields. Both give the same bytes.
+ */
+export function encodeClientFrame(message: ClientMessage): Buffer {
+  if (message.type === 'request') return encodeRequestFrame(message.reqId, message.clientId, message.seq, message.operation);
+  return encodeFrame(packFrameFields(clientMessageFields(message)));
+}
+
+/** `encodeClientFrame` of a request, from its fields (no message object needed). */
+export function encodeRequestFrame(reqId: number, clientId: string, seq: number, operation: KvOperation): Buffer {
+  assertReqId(reqId, 1);
+  if (!isWritableString(clientId) || !isWritableUint(seq) || !isWritableOperation(operation)) {
+    return encodeFrame(packFrameFields([CLIENT_TAG.request, reqId, clientId, seq, encodeOperation(operation)]));
+  }
+  const writer = canonicalWriter.begin(FRAME_HEADER_BYTES).arrayHeader(5).uint(CLIENT_TAG.request).uint(reqId).string(clientId).uint(seq);
+  const mark = writer.beginBin();
+  return writeOperation(writer, operation).endBin(mark).finishFrame();
+}
+
+/** The fields `encodeClientMessage` packs on its general path (and tests compare the fast one with). */
+export function clientMessageFields(message: ClientMessage): unknown[] {
   switch (message.type) {
     case 'hello':
       return [CLIENT_TAG.hello, PROTOCOL_MAGIC, message.version, message.token];
@@ -175,6 +214,29 @@ function clientMessageFields(message: ClientMessage): unknown[] {
  * when only the request's body (identity or operation) is malformed.
  */
 export function decodeClientMessage(bytes: Uint8Array): ClientMessage {
+  return readCanonicalRequest(bytes) ?? decodeClientMessageGeneral(bytes);
+}
+
+/**
+ * A request read straight from canonical bytes with a valid body; null for anything else (another
+ * message type, a wider header than needed, a body the general path must judge), which
+ * `decodeClientMessageGeneral` then decides, so this never accepts more nor reads differently.
+ */
+export function readCanonicalRequest(bytes: Uint8Array): RequestMessage | null {
+  return readCanonical(bytes, (reader) => {
+    if (reader.arrayHeader() !== 5 || reader.uint() !== CLIENT_TAG.request) throw NOT_CANONICAL;
+    const reqId = reader.uint();
+    const clientId = reader.string();
+    const seq = reader.uint();
+    const operation = readCanonicalOperation(reader.bytes());
+    if (reqId < 1 || reqId > REQ_ID_MAX || clientId.length === 0 || exceedsBytes(clientId, CLIENT_ID_BYTES_MAX)) throw NOT_CANONICAL;
+    if (operation === null) throw NOT_CANONICAL;
+    return { type: 'request', reqId, clientId, seq, operation };
+  });
+}
+
+/** `decodeClientMessage` through msgpackr: every message type, every error. */
+export function decodeClientMessageGeneral(bytes: Uint8Array): ClientMessage {
   const reader = new WireReader(unpackFrameFields(bytes, 'client message'), 'client message');
   const tag = reader.integer('type', 0);
   let message: ClientMessage;
@@ -224,10 +286,26 @@ function requestFromFields(reader: WireReader): RequestMessage {
  * decode it. Throws `InvariantError` for a malformed status report (a bug in the service).
  */
 export function encodeServerMessage(message: ServerMessage): Uint8Array {
-  return packFrameFields(serverMessageFields(message));
+  return framePayload(encodeServerFrame(message));
 }
 
-function serverMessageFields(message: ServerMessage): unknown[] {
+/**
+ * Encodes a whole server frame, length prefix included: a result in one pass into one buffer
+ * (as `encodeClientFrame` does a request), anything else packed from its fields. Same bytes.
+ */
+export function encodeServerFrame(message: ServerMessage): Buffer {
+  if (message.type === 'result' && isWritableResult(message.result)) {
+    assertReqId(message.reqId, 1);
+    assert(message.result.ok, 'a result message carries a success');
+    const writer = canonicalWriter.begin(FRAME_HEADER_BYTES).arrayHeader(3).uint(SERVER_TAG.result).uint(message.reqId);
+    const mark = writer.beginBin();
+    return writeResult(writer, message.result).endBin(mark).finishFrame();
+  }
+  return encodeFrame(packFrameFields(serverMessageFields(message)));
+}
+
+/** The fields `encodeServerMessage` packs on its general path (and tests compare the fast one with). */
+export function serverMessageFields(message: ServerMessage): unknown[] {
   switch (message.type) {
     case 'welcome':
       return [SERVER_TAG.welcome, message.version, message.nodeId, message.requestFrameBytesMax];
@@ -275,6 +353,22 @@ function checkedStatusFields(status: NodeStatusReport): unknown[] {
  * any such error as a broken connection.
  */
 export function decodeServerMessage(bytes: Uint8Array): ServerMessage {
+  return readCanonicalResultMessage(bytes) ?? decodeServerMessageGeneral(bytes);
+}
+
+/** A result message read straight from canonical bytes; null for anything else (see `readCanonicalRequest`). */
+export function readCanonicalResultMessage(bytes: Uint8Array): ResultMessage | null {
+  return readCanonical(bytes, (reader) => {
+    if (reader.arrayHeader() !== 3 || reader.uint() !== SERVER_TAG.result) throw NOT_CANONICAL;
+    const reqId = reader.uint();
+    const result = readCanonicalResult(reader.bytes());
+    if (reqId < 1 || reqId > REQ_ID_MAX || result === null || !result.ok) throw NOT_CANONICAL;
+    return { type: 'result', reqId, result };
+  });
+}
+
+/** `decodeServerMessage` through msgpackr: every message type, every error. */
+export function decodeServerMessageGeneral(bytes: Uint8Array): ServerMessage {
   const reader = new WireReader(unpackFrameFields(bytes, 'server message'), 'server message');
   const tag = reader.integer('type', 0);
   let message: ServerMessage;
@@ -339,6 +433,13 @@ function currentFromFields(reader: WireReader): KvCurrent {
   if ((value === null) !== (version === 0)) throw reader.fail('failure current value and version disagree on presence');
   return { value, version };
 }
+
+/** The payload of a frame, as a plain Uint8Array view (as `packFrameFields` returns). */
+function framePayload(frame: Buffer): Uint8Array {
+  return new Uint8Array(frame.buffer, frame.byteOffset + FRAME_HEADER_BYTES, frame.byteLength - FRAME_HEADER_BYTES);
+}
+
+
 
 function assertReqId(reqId: number, minimum: number): void {
   assert(Number.isSafeInteger(reqId) && reqId >= minimum, 'reqId must be a safe integer in range');

@@ -23,14 +23,14 @@ import {
   REQUEST_FRAME_BYTES_MAX_DEFAULT,
   RESPONSE_FRAME_BYTES_MAX,
   decodeClientMessage,
-  encodeServerMessage,
+  encodeServerFrame,
   type ClientMessage,
   type HelloMessage,
   type RequestMessage,
   type ServerMessage,
 } from '../protocol/wire.js';
 import { ProtocolDecodeError } from '../protocol/reader.js';
-import { FrameDecoder, encodeFrame } from '../transport/framing.js';
+import { FRAME_HEADER_BYTES, FrameDecoder } from '../transport/framing.js';
 import { createStreamServer } from '../transport/tls.js';
 import { FrameTooLargeError } from '../transport/transport.js';
 import { ClientAccess, refusalMessage } from './access.js';
@@ -510,25 +510,25 @@ class ClientConnection {
    * Encodes a response; one that cannot be encoded (a bug in the service's answer) or is too
    * large for a client to accept becomes a failure for the same reqId. Counts failures sent.
    */
-  private encode(message: ServerMessage): Uint8Array {
-    let payload: Uint8Array;
+  private encode(message: ServerMessage): Buffer {
+    let frame: Buffer;
     try {
-      payload = encodeServerMessage(message);
+      frame = encodeServerFrame(message);
     } catch (error) {
       this.context.logger.error({ error: String(error), type: message.type }, 'response could not be encoded');
       return this.encode(failureFor(message, 'unavailable', 'internal error: the response could not be encoded'));
     }
-    if (payload.byteLength > RESPONSE_FRAME_BYTES_MAX) {
+    if (frame.byteLength - FRAME_HEADER_BYTES > RESPONSE_FRAME_BYTES_MAX) {
       return this.encode(failureFor(message, 'too_large', `the response is over ${RESPONSE_FRAME_BYTES_MAX} bytes; ask for less`));
     }
     if (message.type === 'failure') this.context.counters.countFailure(message.failure.error);
-    return payload;
+    return frame;
   }
 
   /** Everything queued in one tick leaves in one corked write, at the end of the tick. */
-  private queueEncoded(payload: Uint8Array): void {
+  private queueEncoded(frame: Buffer): void {
     if (!this.isActive()) return;
-    this.outgoing.push(encodeFrame(payload));
+    this.outgoing.push(frame);
     this.context.counters.responses += 1;
     if (this.flushScheduled) return;
     this.flushScheduled = true;
