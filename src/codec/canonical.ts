@@ -182,6 +182,13 @@ export class CanonicalWriter {
     return this;
   }
 
+  /** Skips `bytes` bytes, for the caller to fill in the finished copy (e.g. a trailer). */
+  space(bytes: number): this {
+    this.ensure(bytes);
+    this.offset += bytes;
+    return this;
+  }
+
   /** A copy of the record (prefix included), as a Buffer of its own. */
   finish(): Buffer {
     const out = Buffer.allocUnsafe(this.offset);

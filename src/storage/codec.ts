@@ -12,6 +12,7 @@
  * foreign file, and is reported rather than guessed around.
  */
 import { Packr } from 'msgpackr';
+import { type CanonicalWriter, isWritableString, isWritableUint } from '../codec/canonical.js';
 import { assertNever } from '../core/assert.js';
 import type { Ballot } from '../core/ballot.js';
 import type { Command } from '../core/command.js';
@@ -38,6 +39,54 @@ const FIRST_BYTE_ACCEPT_OR_CHOSEN = 0x94;
  */
 export function encodeRecord(record: PersistRecord): Uint8Array {
   return new Uint8Array(packer.pack(recordFields(record)));
+}
+
+/**
+ * Whether `writeRecord` writes this record exactly as `encodeRecord` packs it: ballots, slots and
+ * sequence numbers non-negative safe integers, client ids well-formed strings (as every command a
+ * replica accepts has). Anything else is packed by msgpackr, so its bytes stay what they were.
+ */
+export function isWritableRecord(record: PersistRecord): boolean {
+  if (record.type === 'promise') return isWritableUint(record.ballot);
+  if (!isWritableUint(record.slot) || !isWritableUint(record.ballot)) return false;
+  const { value } = record;
+  if (value === undefined || value.type === 'noop') return true;
+  if (!isWritableUint(value.epoch)) return false;
+  if (value.type === 'start-working') return true;
+  for (const command of value.commands) {
+    if (!isWritableString(command.clientId) || !isWritableUint(command.seq) || !(command.payload instanceof Uint8Array)) return false;
+  }
+  return true;
+}
+
+/** Writes the bytes of `encodeRecord` with `writer`; the record must be `isWritableRecord`. */
+export function writeRecord(writer: CanonicalWriter, record: PersistRecord): CanonicalWriter {
+  switch (record.type) {
+    case 'promise':
+      return writer.arrayHeader(2).uint(RECORD_PROMISE).uint(record.ballot);
+    case 'accept':
+      return writeValue(writer.arrayHeader(4).uint(RECORD_ACCEPT).uint(record.slot).uint(record.ballot), record.value);
+    case 'chosen':
+      writer.arrayHeader(4).uint(RECORD_CHOSEN).uint(record.slot).uint(record.ballot);
+      return record.value === undefined ? writer.nil() : writeValue(writer, record.value);
+    default:
+      return assertNever(record, 'persist record');
+  }
+}
+
+function writeValue(writer: CanonicalWriter, value: EntryValue): CanonicalWriter {
+  switch (value.type) {
+    case 'noop':
+      return writer.arrayHeader(1).uint(VALUE_NOOP);
+    case 'start-working':
+      return writer.arrayHeader(2).uint(VALUE_START_WORKING).uint(value.epoch);
+    case 'commands':
+      writer.arrayHeader(3).uint(VALUE_COMMANDS).uint(value.epoch).arrayHeader(value.commands.length);
+      for (const command of value.commands) writer.arrayHeader(3).string(command.clientId).uint(command.seq).bytes(command.payload);
+      return writer;
+    default:
+      return assertNever(value, 'entry value');
+  }
 }
 
 function recordFields(record: PersistRecord): unknown[] {

@@ -19,11 +19,22 @@ import { join } from 'node:path';
 import { assert } from '../core/assert.js';
 import type { PersistRecord, PersistentState } from '../core/multipaxos/types.js';
 import { type Durability, FIRST_SLOT_DEFAULT, LAZY_FLUSH_MS, type LogStorage, RecordChecker } from './adapter.js';
-import { encodeRecord } from './codec.js';
+import { canonicalWriter } from '../codec/canonical.js';
+import { encodeRecord, isWritableRecord, writeRecord } from './codec.js';
 import { StorageUsageError } from './errors.js';
 import type { MemoryLogStore } from './memory.js';
 import { type StorageLogger, recoverLog, truncateFile } from './recovery.js';
-import { FORMAT_VERSION, SEGMENT_HEADER_BYTES, encodeFrame, encodeSegmentHeader, frameBytes, segmentName } from './segment.js';
+import {
+  FORMAT_VERSION,
+  FRAME_HEADER_BYTES,
+  FRAME_TRAILER_BYTES,
+  SEGMENT_HEADER_BYTES,
+  encodeFrame,
+  encodeSegmentHeader,
+  frameBytes,
+  sealFrame,
+  segmentName,
+} from './segment.js';
 
 export type { StorageLogger } from './recovery.js';
 
@@ -265,11 +276,11 @@ export class FileStorage implements LogStorage {
     let bytes = 0;
     let sequence = this.encodedSequence;
     for (const record of records) {
-      const payload = encodeRecord(record);
-      if (payload.byteLength > this.limits.recordBytesMax) {
-        throw new StorageUsageError(`record of ${payload.byteLength} bytes exceeds ${this.limits.recordBytesMax}`);
+      const frame = encodeRecordFrame(record, sequence);
+      const payloadBytes = frame.byteLength - frameBytes(0);
+      if (payloadBytes > this.limits.recordBytesMax) {
+        throw new StorageUsageError(`record of ${payloadBytes} bytes exceeds ${this.limits.recordBytesMax}`);
       }
-      const frame = encodeFrame(payload, sequence);
       sequence += 1;
       bytes += frame.byteLength;
       frames.push(frame);
@@ -382,6 +393,17 @@ export class FileStorage implements LogStorage {
     const path = join(this.directory, segmentName(this.nextSequence));
     this.segment = { path, handle, byteLength: SEGMENT_HEADER_BYTES, allocatedLength: SEGMENT_HEADER_BYTES };
   }
+}
+
+/**
+ * One record framed as record `sequence`: written straight into its frame by the canonical writer
+ * (no msgpackr pass, no copy of the payload into the frame), or, for a record that writer does not
+ * take, packed and framed as before. The bytes are the same either way.
+ */
+export function encodeRecordFrame(record: PersistRecord, sequence: number): Uint8Array {
+  if (!isWritableRecord(record)) return encodeFrame(encodeRecord(record), sequence);
+  const frame = writeRecord(canonicalWriter.begin(FRAME_HEADER_BYTES), record).space(FRAME_TRAILER_BYTES).finish();
+  return sealFrame(new Uint8Array(frame.buffer, frame.byteOffset, frame.byteLength), sequence);
 }
 
 function checkLimits(options: FileStorageOptions): Limits {

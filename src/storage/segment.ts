@@ -116,12 +116,22 @@ export function decodeSegmentHeader(bytes: Uint8Array): DecodedSegmentHeader | s
 /** Frames one encoded record as record `sequence` of the log, ready for a single write. */
 export function encodeFrame(payload: Uint8Array, sequence: number): Uint8Array {
   const frame = new Uint8Array(frameBytes(payload.byteLength));
-  const view = new DataView(frame.buffer);
-  view.setUint32(0, payload.byteLength, true);
-  view.setBigUint64(8, BigInt(sequence), true);
   frame.set(payload, FRAME_HEADER_BYTES);
-  frame[FRAME_HEADER_BYTES + payload.byteLength] = FRAME_TRAILER;
-  view.setUint32(4, crc32c(frame, 8, FRAME_HEADER_BYTES + payload.byteLength), true);
+  return sealFrame(frame, sequence);
+}
+
+/**
+ * Completes a frame whose payload already sits at `FRAME_HEADER_BYTES` and fills the rest of
+ * `frame` but for the trailer byte: writes the length, the sequence number, the trailer and the
+ * checksum. Returns `frame`.
+ */
+export function sealFrame(frame: Uint8Array, sequence: number): Uint8Array {
+  const payloadBytes = frame.byteLength - FRAME_HEADER_BYTES - FRAME_TRAILER_BYTES;
+  const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
+  view.setUint32(0, payloadBytes, true);
+  view.setBigUint64(8, BigInt(sequence), true);
+  frame[FRAME_HEADER_BYTES + payloadBytes] = FRAME_TRAILER;
+  view.setUint32(4, crc32c(frame, 8, FRAME_HEADER_BYTES + payloadBytes), true);
   return frame;
 }
 

@@ -1,6 +1,7 @@
 /**
  * The hand-written canonical MessagePack writer and reader (`src/codec/canonical.ts`) against
- * msgpackr, which stays the reference: the fast encoders must give msgpackr's bytes, and the fast
+ * msgpackr, which stays the reference: the fast encoders (client frames, results, command
+ * payloads, write-ahead log records) must give msgpackr's bytes, and the fast
  * decoders must either decline (the general path then decides) or read exactly what the general,
  * msgpackr-based decoder reads, on valid, random, mutated and type-confused input.
  */
@@ -37,6 +38,12 @@ import {
 } from '../../src/protocol/wire.js';
 import { applyEdits, byteEditsArbitrary, confuseEncoding, fuzzParameters, kept, valueConfusionArbitrary } from '../fuzz/mutate.js';
 import { plainRecord } from '../kv/arbitraries.js';
+import { persistRecordArbitrary } from '../fuzz/arbitraries.js';
+import { makeBallot } from '../../src/core/ballot.js';
+import type { PersistRecord } from '../../src/core/multipaxos/types.js';
+import { encodeRecord, isWritableRecord } from '../../src/storage/codec.js';
+import { encodeRecordFrame } from '../../src/storage/file.js';
+import { encodeFrame } from '../../src/storage/segment.js';
 
 /** Lengths either side of every header boundary (fixstr/str8/str16/str32, bin8/16/32). */
 const boundaryLength = fc.constantFrom(0, 1, 10, 11, 31, 32, 33, 255, 256, 257, 65_535, 65_536, 65_537);
@@ -226,4 +233,22 @@ test('canonical reader: wider headers than needed, floats for small integers and
   // The shared writer is reset by each begin: no bytes of an earlier record leak into the next.
   canonicalWriter.begin().string('x'.repeat(100));
   assert.equal(hex(canonicalWriter.begin().uint(1).finish()), '01');
+});
+
+test('canonical writer: write-ahead log frames are the bytes msgpackr and encodeFrame made', () => {
+  const big: PersistRecord = {
+    type: 'accept',
+    slot: 9,
+    ballot: makeBallot(3, 1),
+    value: { type: 'commands', epoch: makeBallot(3, 1), commands: Array.from({ length: 40 }, (_, index) => ({ clientId: `c${index}`, seq: index * 1000, payload: new Uint8Array(300 + index) })) },
+  };
+  const lone: PersistRecord = { type: 'accept', slot: 1, ballot: makeBallot(1, 1), value: { type: 'commands', epoch: makeBallot(1, 1), commands: [{ clientId: '\uDC00', seq: 0, payload: new Uint8Array(1) }] } };
+  assert.ok(isWritableRecord(big) && !isWritableRecord(lone));
+  for (const record of [big, lone]) assert.equal(hex(encodeRecordFrame(record, 77)), hex(encodeFrame(encodeRecord(record), 77)));
+  fc.assert(
+    fc.property(persistRecordArbitrary, fc.maxSafeNat(), (record, sequence) => {
+      assert.equal(hex(encodeRecordFrame(record, sequence)), hex(encodeFrame(encodeRecord(record), sequence)));
+    }),
+    fuzzParameters(1_500),
+  );
 });
