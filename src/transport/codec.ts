@@ -1,7 +1,9 @@
 /**
  * The wire form of a `Message`: one MessagePack map per message, with exactly the fields of its
  * type — except `accept`, which has a binary layout of its own (`accept-codec.ts`; a leading byte
- * no MessagePack value starts with tells the forms apart). `decodeMessage` treats its input as hostile: it checks every tag, integer, node id and
+ * no MessagePack value starts with tells the forms apart), and `accepted`, `heartbeat` and
+ * `heartbeat-ack`, which have small fixed layouts (`control-codec.ts`; the map form of these three
+ * is still read). `decodeMessage` treats its input as hostile: it checks every tag, integer, node id and
  * nested entry, rebuilds a fresh object from the checked fields (so no unexpected property, getter
  * or prototype reaches the core), and throws `WireDecodeError` for anything else.
  *
@@ -25,6 +27,7 @@ import type {
 } from '../core/multipaxos/types.js';
 import { WireDecodeError } from './transport.js';
 import { ACCEPT_TAG, type AcceptFieldRules, decodeAccept, encodeAccept } from './accept-codec.js';
+import { decodeControl, encodeControl, isControlLayout } from './control-codec.js';
 
 /**
  * `useRecords: false` turns off msgpackr's record extension, whose output depends on structures the
@@ -40,6 +43,8 @@ type Fields = Readonly<Record<string, unknown>>;
 export function encodeMessage(message: Message): Uint8Array {
   // The hot, large message has a binary form that takes only its known fields (`accept-codec.ts`).
   if (message.type === 'accept') return encodeAccept(message);
+  // So have the small messages of every round (`control-codec.ts`).
+  if (message.type === 'accepted' || message.type === 'heartbeat' || message.type === 'heartbeat-ack') return encodeControl(message);
   // Rebuilding through the validator drops any stray property a caller attached, so the peer's
   // strict decoder never rejects our output; a malformed message is a bug here, not bad input.
   let canonical: Message;
@@ -54,7 +59,7 @@ export function encodeMessage(message: Message): Uint8Array {
 /** Decodes and validates one message from untrusted bytes; throws `WireDecodeError` if malformed. */
 export function decodeMessage(bytes: Uint8Array): Message {
   if (!(bytes instanceof Uint8Array)) throw new WireDecodeError('message must be bytes');
-  if (bytes[0] === ACCEPT_TAG) return decodeAccept(bytes, ACCEPT_RULES);
+  if (bytes[0] === ACCEPT_TAG) return isControlLayout(bytes[1]) ? decodeControl(bytes, ACCEPT_RULES) : decodeAccept(bytes, ACCEPT_RULES);
   let value: unknown;
   try {
     value = packer.unpack(bytes);

@@ -19,8 +19,13 @@ import { isValidNodeId, type NodeId } from '../core/ballot.js';
 import { decodeRecord, encodeRecord } from './codec.js';
 import { HandshakeError, WireDecodeError } from './transport.js';
 
-/** The handshake version; a peer speaking another one is refused as malformed. */
-export const HANDSHAKE_VERSION = 1;
+/**
+ * The handshake version; a peer speaking another one is refused as malformed. It names the peer
+ * message forms too: 2 added the binary `accepted`, `heartbeat` and `heartbeat-ack` layouts, which
+ * a version 1 node cannot read, so mixed versions refuse each other at the handshake (a typed
+ * `malformed-handshake` failure, logged and counted) instead of failing on every message.
+ */
+export const HANDSHAKE_VERSION = 2;
 /** Bytes of each side's random nonce. */
 export const NONCE_BYTES = 32;
 /** Bytes of an HMAC-SHA256 proof. */

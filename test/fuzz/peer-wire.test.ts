@@ -65,13 +65,16 @@ function assertMessageInvariants(message: Message): void {
 
 const encodedArbitrary = anyMessageArbitrary.map((message) => ({ message, bytes: kept(encodeMessage(message)) }));
 
+/** The messages `encodeMessage` sends in a binary form (`accept-codec.ts`, `control-codec.ts`). */
+const BINARY_TYPES: ReadonlySet<Message['type']> = new Set(['accept', 'accepted', 'heartbeat', 'heartbeat-ack']);
+
 /**
  * The MessagePack form of a message, for confusions of MessagePack types. `encodeMessage` sends
- * accepts in their binary form (`accept-codec.ts`, fuzzed by the byte mutations); the decoder also
- * reads the MessagePack form, whose field types are what these confusions attack.
+ * some messages in a binary form (fuzzed by the byte mutations); the decoder also reads their
+ * MessagePack form, whose field types are what these confusions attack.
  */
 function messagePackForm({ message, bytes }: { message: Message; bytes: Uint8Array }): Uint8Array {
-  return message.type === 'accept' ? kept(fuzzPacker.pack(message)) : bytes;
+  return BINARY_TYPES.has(message.type) ? kept(fuzzPacker.pack(message)) : bytes;
 }
 
 test('peer wire fuzz: arbitrary well-formed messages round-trip exactly and satisfy the invariants', () => {
