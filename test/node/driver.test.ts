@@ -17,9 +17,12 @@ interface TestNode {
   driver: NodeDriver;
   machine: KvStateMachine;
   readonly disk: MemoryLogStore;
+  /** The slot each applied command (by seq) was chosen in. */
+  readonly slotOfSeq: Map<number, number>;
 }
 
 function startNode(id: NodeId, network: MemoryNetwork, disk: MemoryLogStore): TestNode {
+  const slotOfSeq = new Map<number, number>();
   const replica = new Replica(
     {
       ...DEFAULT_REPLICA_OPTIONS,
@@ -37,10 +40,13 @@ function startNode(id: NodeId, network: MemoryNetwork, disk: MemoryLogStore): Te
     tickMs: 5,
     onApply: (entry) => {
       if (entry.value.type !== 'commands' || entry.skipped) return;
-      for (const command of entry.value.commands) machine.apply(command, entry.slot);
+      for (const command of entry.value.commands) {
+        machine.apply(command, entry.slot);
+        slotOfSeq.set(command.seq, entry.slot);
+      }
     },
   });
-  return { driver, machine, disk };
+  return { driver, machine, disk, slotOfSeq };
 }
 
 async function until(condition: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
@@ -86,6 +92,28 @@ test('three drivers on memory storage and transport elect a leader, replicate, a
     await until(() => [...nodes.values()].every((node) => node.machine.revision === 400), 'the restarted node catching up');
     const digests = new Set([...nodes.values()].map((node) => node.machine.digest()));
     assert.equal(digests.size, 1, 'replicas converge to one state');
+  } finally {
+    for (const node of nodes.values()) await node.driver.stop();
+  }
+});
+
+test('commands proposed in one synchronous run share one slot (the first does not leave alone)', async () => {
+  // A front end proposes the requests of one socket read one by one. Draining Readies after each
+  // would send the first in a slot of its own with a one-slot window, and queue the rest behind it.
+  const network = new MemoryNetwork();
+  const nodes = new Map<NodeId, TestNode>();
+  for (const id of IDS) nodes.set(id, startNode(id, network, new MemoryLogStore()));
+  try {
+    for (const node of nodes.values()) await node.driver.start();
+    await until(() => leaderOf(nodes) !== undefined, 'a serving leader');
+    const leader = leaderOf(nodes) as TestNode;
+    const put = (seq: number) => ({ clientId: 'burst', seq, payload: encodeOperation({ type: 'put', key: 'k', value: `v${seq}` }) });
+    assert.deepEqual(leader.driver.propose(put(1)), { ok: true });
+    await until(() => leader.slotOfSeq.has(1), 'the first command applied (the window is free again)');
+    for (let seq = 2; seq <= 41; seq += 1) assert.deepEqual(leader.driver.propose(put(seq)), { ok: true });
+    await until(() => leader.slotOfSeq.has(41), 'the burst applied');
+    const slots = new Set(Array.from({ length: 40 }, (_, index) => leader.slotOfSeq.get(index + 2)));
+    assert.equal(slots.size, 1, `the burst of 40 went out in ${slots.size} slots`);
   } finally {
     for (const node of nodes.values()) await node.driver.stop();
   }
