@@ -61,14 +61,19 @@ function leaderOf(nodes: Map<NodeId, TestNode>): TestNode | undefined {
   return [...nodes.values()].find((node) => node.driver.status().serving);
 }
 
+/** Starts a node per id into `nodes` (so the caller's finally stops them all) and waits for a leader. */
+async function startCluster(nodes: Map<NodeId, TestNode>, network: MemoryNetwork): Promise<TestNode> {
+  for (const id of IDS) nodes.set(id, startNode(id, network, new MemoryLogStore()));
+  for (const node of nodes.values()) await node.driver.start();
+  await until(() => leaderOf(nodes) !== undefined, 'a serving leader');
+  return leaderOf(nodes) as TestNode;
+}
+
 test('three drivers on memory storage and transport elect a leader, replicate, and a restarted node catches up', async () => {
   const network = new MemoryNetwork({ drop: () => Math.random() < 0.05 });
   const nodes = new Map<NodeId, TestNode>();
-  for (const id of IDS) nodes.set(id, startNode(id, network, new MemoryLogStore()));
   try {
-    for (const node of nodes.values()) await node.driver.start();
-    await until(() => leaderOf(nodes) !== undefined, 'a serving leader');
-    const leader = leaderOf(nodes) as TestNode;
+    const leader = await startCluster(nodes, network);
     for (let seq = 1; seq <= 300; seq += 1) {
       const payload = encodeOperation({ type: 'put', key: `k${seq % 17}`, value: `v${seq}` });
       assert.deepEqual(leader.driver.propose({ clientId: 'test', seq, payload }), { ok: true });
@@ -102,11 +107,8 @@ test('commands proposed in one synchronous run share one slot (the first does no
   // would send the first in a slot of its own with a one-slot window, and queue the rest behind it.
   const network = new MemoryNetwork();
   const nodes = new Map<NodeId, TestNode>();
-  for (const id of IDS) nodes.set(id, startNode(id, network, new MemoryLogStore()));
   try {
-    for (const node of nodes.values()) await node.driver.start();
-    await until(() => leaderOf(nodes) !== undefined, 'a serving leader');
-    const leader = leaderOf(nodes) as TestNode;
+    const leader = await startCluster(nodes, network);
     const put = (seq: number) => ({ clientId: 'burst', seq, payload: encodeOperation({ type: 'put', key: 'k', value: `v${seq}` }) });
     assert.deepEqual(leader.driver.propose(put(1)), { ok: true });
     await until(() => leader.slotOfSeq.has(1), 'the first command applied (the window is free again)');
