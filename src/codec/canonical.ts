@@ -43,11 +43,6 @@ export class CanonicalWriter {
     return this;
   }
 
-  /** Bytes written so far, prefix included. */
-  get length(): number {
-    return this.offset;
-  }
-
   arrayHeader(count: number): this {
     this.ensure(5);
     const scratch = this.scratch;

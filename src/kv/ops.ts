@@ -284,9 +284,7 @@ export function writeOperation(writer: CanonicalWriter, operation: KvOperation):
       return writer.arrayHeader(2).uint(OPERATION_TAG.delete).string(operation.key);
     case 'cas': {
       const { expectedValue, expectedVersion } = operation;
-      const flags =
-        (expectedValue === undefined ? 0 : CAS_HAS_EXPECTED_VALUE) | (expectedVersion === undefined ? 0 : CAS_HAS_EXPECTED_VERSION);
-      writer.arrayHeader(6).uint(OPERATION_TAG.cas).string(operation.key).string(operation.value).uint(flags);
+      writer.arrayHeader(6).uint(OPERATION_TAG.cas).string(operation.key).string(operation.value).uint(casFlags(operation));
       writer.stringOrNull(expectedValue ?? null);
       return expectedVersion === undefined ? writer.nil() : writer.uint(expectedVersion);
     }
@@ -317,10 +315,12 @@ export function operationFields(operation: KvOperation): unknown[] {
 
 /** Cas carries flags so that "no expectation" and "expect absent" (both would be nil) differ. */
 function casFields(operation: KvCasOperation): unknown[] {
-  const { expectedValue, expectedVersion } = operation;
-  const flags =
-    (expectedValue === undefined ? 0 : CAS_HAS_EXPECTED_VALUE) | (expectedVersion === undefined ? 0 : CAS_HAS_EXPECTED_VERSION);
-  return [OPERATION_TAG.cas, operation.key, operation.value, flags, expectedValue ?? null, expectedVersion ?? null];
+  return [OPERATION_TAG.cas, operation.key, operation.value, casFlags(operation), operation.expectedValue ?? null, operation.expectedVersion ?? null];
+}
+
+/** Which expectations a cas carries, as the flags field of its encoding. */
+function casFlags({ expectedValue, expectedVersion }: KvCasOperation): number {
+  return (expectedValue === undefined ? 0 : CAS_HAS_EXPECTED_VALUE) | (expectedVersion === undefined ? 0 : CAS_HAS_EXPECTED_VERSION);
 }
 
 /**
