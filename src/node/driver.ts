@@ -4,6 +4,9 @@
  *   apply -> send the accept requests -> append (do not wait) -> next Ready
  *                                        `-> once durable, in Ready order: persisted(ready), send the rest
  *
+ * (A Ready whose `send` waits for its append — a follower's acknowledgements — applies after that
+ * send instead, on the next check phase: see `handle`.)
+ *
  * Readies are pipelined: a new one is taken as soon as there is work, while earlier appends are
  * still being made durable. The storage writes appends in order and group-commits the ones that
  * queue up behind an fsync in flight, so under load one fsync covers the records of many Readies
@@ -67,6 +70,9 @@ export class NodeDriver {
   /** Readies handed out and not yet completed, oldest first (from `waitingHead`). */
   private readonly waiting: WaitingReady[] = [];
   private waitingHead = 0;
+  /** Readies whose applies and reads wait for the next check phase, oldest first (see `handle`). */
+  private readonly deferredApplies: Ready[] = [];
+  private applyScheduled = false;
   /** The latest append: appends finish in order, so stop waits for this one. */
   private lastAppend: Promise<void> = Promise.resolve();
   private stopped = false;
@@ -95,6 +101,7 @@ export class NodeDriver {
     if (this.stopped) return;
     this.stopped = true;
     if (this.ticker !== null) clearInterval(this.ticker);
+    this.applyDeferred();
     await this.lastAppend.catch(() => undefined); // a failure was already reported
     await this.options.transport.stop();
     await this.options.storage.close();
@@ -196,15 +203,15 @@ export class NodeDriver {
 
   private handle(ready: Ready): void {
     this.counters.readies += 1;
-    // Chosen entries apply (and their clients hear back) before this Ready's fsync: being
-    // chosen needs none of these records (see the contract on `Ready`).
-    for (const entry of ready.apply) {
-      assert(entry.slot === this.appliedThrough + 1, 'entries are applied in log order, exactly once');
-      this.appliedThrough = entry.slot;
-      this.options.onApply(entry);
+    if (ready.apply.length > 0 || ready.reads.length > 0) {
+      // Chosen entries apply (and their clients hear back) before this Ready's fsync: being
+      // chosen needs none of these records (see the contract on `Ready`). But a Ready whose
+      // messages wait for its fsync (a follower acknowledging accepts) applies after them: the
+      // acknowledgement is what the leader and its clients wait for, the apply is not.
+      const deferred = ready.durability === 'sync' && ready.persist.length > 0;
+      if (deferred || this.deferredApplies.length > 0) this.deferApply(ready);
+      else this.apply(ready);
     }
-    this.counters.entriesApplied += ready.apply.length;
-    if (ready.reads.length > 0) this.options.onReads?.(ready.reads);
     // A leader's accept requests leave now: the followers' fsyncs overlap with ours.
     for (const message of ready.sendNow) this.options.transport.send(message);
     this.counters.messagesSent += ready.sendNow.length;
@@ -238,6 +245,43 @@ export class NodeDriver {
     }
     this.waiting.push(waiting);
     this.completeDurable();
+  }
+
+  private apply(ready: Ready): void {
+    for (const entry of ready.apply) {
+      assert(entry.slot === this.appliedThrough + 1, 'entries are applied in log order, exactly once');
+      this.appliedThrough = entry.slot;
+      this.options.onApply(entry);
+    }
+    this.counters.entriesApplied += ready.apply.length;
+    if (ready.reads.length > 0) this.options.onReads?.(ready.reads);
+  }
+
+  /**
+   * Queues a Ready's applies and reads behind the ones already queued, for the next check phase:
+   * after this turn's microtasks, which run the fsync and send what waited for it.
+   */
+  private deferApply(ready: Ready): void {
+    this.deferredApplies.push(ready);
+    if (this.applyScheduled) return;
+    this.applyScheduled = true;
+    setImmediate(() => {
+      this.applyScheduled = false;
+      this.applyDeferred();
+    });
+  }
+
+  /** Applies every queued Ready, in order; later Readies queue behind them until this runs. */
+  private applyDeferred(): void {
+    if (this.failed) return;
+    try {
+      // Bounded: applying hands out no Readies (callbacks that propose only queue a drain).
+      for (const ready of this.deferredApplies) this.apply(ready);
+    } catch (error: unknown) {
+      this.fail(error);
+    } finally {
+      this.deferredApplies.length = 0;
+    }
   }
 
   /** Sends, in Ready order, the messages of every Ready whose records (and all earlier) are durable. */

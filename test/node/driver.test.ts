@@ -1,15 +1,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { NodeId } from '../../src/core/ballot.js';
+import { BALLOT_ZERO, type NodeId } from '../../src/core/ballot.js';
 import { Prng } from '../../src/core/prng.js';
 import { Configuration, StaticConfiguration } from '../../src/core/quorum/majority.js';
 import { DEFAULT_REPLICA_OPTIONS, Replica } from '../../src/core/multipaxos/replica.js';
+import type { CommittedEntry, Message, PersistRecord, Ready } from '../../src/core/multipaxos/types.js';
 import { KvStateMachine, encodeOperation } from '../../src/kv/index.js';
 import { NodeDriver } from '../../src/node/driver.js';
-import { MemoryStorage } from '../../src/storage/adapter.js';
+import { MemoryStorage, type LogStorage } from '../../src/storage/adapter.js';
 import { MemoryLogStore } from '../../src/storage/memory.js';
 import { MemoryNetwork } from '../../src/transport/memory.js';
+import type { Transport } from '../../src/transport/transport.js';
 
 const IDS: NodeId[] = [1, 2, 3];
 
@@ -118,5 +120,65 @@ test('commands proposed in one synchronous run share one slot (the first does no
     assert.equal(slots.size, 1, `the burst of 40 went out in ${slots.size} slots`);
   } finally {
     for (const node of nodes.values()) await node.driver.stop();
+  }
+});
+
+test('a Ready whose messages wait for its fsync sends them before it applies; later applies keep log order', async () => {
+  // A follower's acknowledgement is what the leader and its clients wait for; applying the chosen
+  // entries that ride in the same Ready is not, so it runs after the send.
+  const events: string[] = [];
+  const entry = (slot: number): CommittedEntry => ({ slot, value: { type: 'noop' }, skipped: false });
+  const accepted = (slot: number): Message => ({ type: 'accepted', from: 2, to: 1, ballot: BALLOT_ZERO, slots: [slot], firstUnchosen: slot } as Message);
+  const record = (slot: number): PersistRecord => ({ type: 'chosen', slot, ballot: BALLOT_ZERO });
+  let seq = 0;
+  const ready = (fields: Partial<Ready>): Ready => ({ seq: (seq += 1), durability: 'lazy', persist: [], sendNow: [], send: [], apply: [], reads: [], ...fields });
+  const script: Ready[] = [];
+  const replica = {
+    hasReady: () => script.length > 0,
+    ready: () => script.shift() as Ready,
+    persisted: () => {},
+    step: () => {},
+    tick: () => {},
+    campaign: () => {},
+  };
+  const storage: LogStorage = {
+    append: (records) => {
+      events.push(`append ${records.length}`);
+      return Promise.resolve();
+    },
+    state: () => ({ promised: BALLOT_ZERO, entries: [] }),
+    close: () => Promise.resolve(),
+    firstSlot: 1,
+  };
+  const transport = {
+    start: () => Promise.resolve(),
+    stop: () => Promise.resolve(),
+    onMessage: () => {},
+    send: (message: Message) => events.push(`send ${message.type}`),
+  };
+  const driver = new NodeDriver({
+    replica: replica as unknown as Replica,
+    storage,
+    transport: transport as unknown as Transport,
+    tickMs: 1_000,
+    onApply: (applied) => events.push(`apply ${applied.slot}`),
+    onReads: (reads) => events.push(`reads ${reads.map((read) => read.id).join(',')}`),
+  });
+  await driver.start();
+  try {
+    // Applied at once: nothing in it waits for a disk.
+    script.push(ready({ apply: [entry(1)], persist: [record(1)] }));
+    driver.campaign();
+    assert.deepEqual(events.splice(0), ['apply 1', 'append 1']);
+    // A follower's Ready: acknowledge (after the fsync) first, apply after; the lazy Ready behind
+    // it applies after it, not before.
+    script.push(ready({ durability: 'sync', apply: [entry(2)], reads: [{ id: 7, ok: true, index: 2 }], persist: [record(3)], send: [accepted(3)] }));
+    script.push(ready({ apply: [entry(3)] }));
+    driver.campaign();
+    assert.deepEqual(events.splice(0), ['append 1'], 'nothing applied before the send');
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(events.splice(0), ['send accepted', 'apply 2', 'reads 7', 'apply 3']);
+  } finally {
+    await driver.stop();
   }
 });

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { appendFile, mkdtemp, readFile, readdir, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -673,3 +674,34 @@ function makeReplayable(batches: PersistRecord[][]): PersistRecord[][] {
     }),
   );
 }
+
+test('file storage: a round that someone waits for syncs on the calling thread; a lazy-only round goes to the thread pool', () =>
+  withDirectory(async (directory) => {
+    // A lazy round (a leader's own acceptances) blocking the event loop for a write + fdatasync
+    // would delay the proposals and answers that are waited for.
+    const fs = createRequire(import.meta.url)('node:fs') as typeof import('node:fs');
+    const original = fs.fdatasyncSync;
+    let blocking = 0;
+    fs.fdatasyncSync = (fd: number) => {
+      blocking += 1;
+      original(fd);
+    };
+    syncBuiltinESMExports();
+    try {
+      const { storage } = await openCollecting(directory);
+      const accept = (slot: number): PersistRecord => ({ type: 'accept', slot, ballot: B1, value: commandsValue(B1, Uint8Array.of(slot)) });
+      await storage.append([accept(1)], 'sync');
+      assert.equal(blocking, 1, 'a sync round fdatasyncs on the calling thread');
+      const before = storage.stats.fsyncs;
+      await storage.append([accept(2)], 'lazy');
+      assert.equal(storage.stats.fsyncs, before + 1, 'the lazy round ran');
+      assert.equal(blocking, 1, 'a lazy round fdatasyncs on the thread pool');
+      await storage.close();
+      const { storage: reopened } = await openCollecting(directory);
+      assert.deepStrictEqual(sortedEntries(reopened.state()).map((entry) => entry.slot), [1, 2]);
+      await reopened.close();
+    } finally {
+      fs.fdatasyncSync = original;
+      syncBuiltinESMExports();
+    }
+  }));
