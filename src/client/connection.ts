@@ -196,20 +196,20 @@ export class EndpointConnection {
     this.outgoing.push(frame);
     if (this.flushScheduled) return;
     this.flushScheduled = true;
-    setImmediate(() => this.flush());
+    // After the microtasks of this turn: every request that the answers of one socket read set
+    // off (a caller's continuation sends the next) leaves in the same write, and before the next
+    // socket's data is handled, not after the whole poll phase as with setImmediate.
+    process.nextTick(() => this.flush());
   }
 
-  /** Writes everything queued in this tick in one corked write, unless the socket asked us to wait. */
+  /** Writes everything queued in this turn in one write, unless the socket asked us to wait. */
   private flush(): void {
     this.flushScheduled = false;
     const socket = this.socket;
     if (socket === null || this.state !== 'ready' || this.waitingForDrain || this.outgoing.length === 0) return;
     const frames = this.outgoing;
     this.outgoing = [];
-    socket.cork();
-    let writable = true;
-    for (const frame of frames) writable = socket.write(frame);
-    socket.uncork();
+    const writable = socket.write(frames.length === 1 ? (frames[0] as Buffer) : Buffer.concat(frames));
     if (writable) return;
     this.waitingForDrain = true;
     socket.once('drain', () => {

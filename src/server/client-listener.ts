@@ -525,14 +525,18 @@ class ClientConnection {
     return frame;
   }
 
-  /** Everything queued in one tick leaves in one corked write, at the end of the tick. */
+  /**
+   * Everything queued in one turn (the answers of one applied slot, of one socket read) leaves in
+   * one write once the turn's microtasks are done: before the loop handles the next socket's data,
+   * not after the whole poll phase as with setImmediate.
+   */
   private queueEncoded(frame: Buffer): void {
     if (!this.isActive()) return;
     this.outgoing.push(frame);
     this.context.counters.responses += 1;
     if (this.flushScheduled) return;
     this.flushScheduled = true;
-    setImmediate(() => this.flush());
+    process.nextTick(() => this.flush());
   }
 
   private flush(): void {
@@ -540,10 +544,7 @@ class ClientConnection {
     if (this.outgoing.length === 0 || this.state === 'closed') return;
     const frames = this.outgoing;
     this.outgoing = [];
-    this.socket.cork();
-    let writable = true;
-    for (const frame of frames) writable = this.socket.write(frame);
-    this.socket.uncork();
+    const writable = this.socket.write(frames.length === 1 ? (frames[0] as Buffer) : Buffer.concat(frames));
     this.context.counters.writes += 1;
     if (!writable) this.pauseReading();
   }
