@@ -7,7 +7,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { measureFsync, type FsyncCeiling } from './ceilings.js';
-import { ceilingLines, cpuTable, markdownTable, svgChart } from './report.js';
+import { ceilingLines, cpuTable, markdownTable, runLines, svgChart } from './report.js';
 import { runWorkload, type BenchOp, type BenchResult, type Progress, type Workload } from './runner.js';
 import { defaultScriptsDir, runScript } from './peers/script-cluster.js';
 import { SynodSystem } from './synod-system.js';
@@ -35,6 +35,11 @@ export interface BenchPlan {
   readonly profileDir?: string;
   /** Extra `synod start` flags for the Synod nodes (both the cluster and the single node). */
   readonly nodeFlags?: readonly string[];
+  /**
+   * Runs per system and client count (default 1), the systems taking turns in each repetition;
+   * the reported result is each system's median run (see `medianRun`).
+   */
+  readonly repeat?: number;
 }
 
 export interface BenchOutcome {
@@ -74,6 +79,27 @@ export async function runBench(plan: BenchPlan, events: BenchEvents): Promise<Be
   const results: BenchResult[] = [];
   let fsync: FsyncCeiling | null = null;
   const value = new Uint8Array(plan.valueSize).fill(0x61);
+  const warmed = new Set<BenchSystem>();
+  const runOnce = async (system: BenchSystem, clients: number): Promise<BenchResult> => {
+    const workload: Workload = {
+      op: plan.op,
+      clients,
+      valueSize: plan.valueSize,
+      keys: plan.keys,
+      durationMs: plan.durationMs,
+      warmupMs: warmed.has(system) ? plan.warmupMs : Math.max(plan.warmupMs, system.warmupMs),
+      ...(plan.mix === undefined ? {} : { mix: plan.mix }),
+    };
+    warmed.add(system);
+    const sessions = await system.sessions(clients);
+    try {
+      const result = await runWorkload(system, sessions, workload, events.progress?.(system.name, clients));
+      events.log(summaryLine(result));
+      return result;
+    } finally {
+      await system.closeSessions();
+    }
+  };
   try {
     for (const system of systems) {
       events.log(`starting ${system.name}...`);
@@ -85,28 +111,18 @@ export async function runBench(plan: BenchPlan, events: BenchEvents): Promise<Be
       fsync = measureFsync(tmpdir(), 2_000);
       events.log(`disk: ${fsync.fsyncsPerSec} append+fdatasync/s (${fsync.fsyncMeanMs} ms each)`);
     }
-    const warmed = new Set<BenchSystem>();
-    for (const [round, clients] of plan.clientCounts.entries()) {
-      const order = systems.map((_, index) => systems[(index + round) % systems.length] as BenchSystem);
-      for (const system of order) {
-        const workload: Workload = {
-          op: plan.op,
-          clients,
-          valueSize: plan.valueSize,
-          keys: plan.keys,
-          durationMs: plan.durationMs,
-          warmupMs: warmed.has(system) ? plan.warmupMs : Math.max(plan.warmupMs, system.warmupMs),
-          ...(plan.mix === undefined ? {} : { mix: plan.mix }),
-        };
-        warmed.add(system);
-        const sessions = await system.sessions(clients);
-        try {
-          const result = await runWorkload(system, sessions, workload, events.progress?.(system.name, clients));
-          results.push(result);
-          events.log(summaryLine(result));
-        } finally {
-          await system.closeSessions();
-        }
+    const repeat = plan.repeat ?? 1;
+    let round = 0;
+    for (const clients of plan.clientCounts) {
+      const runs = new Map<BenchSystem, BenchResult[]>(systems.map((system) => [system, []]));
+      for (let repetition = 0; repetition < repeat; repetition += 1, round += 1) {
+        const order = systems.map((_, index) => systems[(index + round) % systems.length] as BenchSystem);
+        for (const system of order) runs.get(system)?.push(await runOnce(system, clients));
+      }
+      for (const system of systems) {
+        const median = medianRun(runs.get(system) ?? []);
+        results.push(median);
+        if (repeat > 1) events.log(`${system.name} c=${clients}: median of ${repeat} runs ${median.opsPerSec} ops/s (runs: ${(median.opsPerSecRuns ?? []).join(', ')})`);
       }
     }
   } finally {
@@ -121,9 +137,20 @@ export async function runBench(plan: BenchPlan, events: BenchEvents): Promise<Be
   return { results, fsync };
 }
 
+/**
+ * The run with the median throughput (the lower middle of an even count), whole: its latencies
+ * and CPU figures belong to the same run as its ops/s. It carries every run's ops/s.
+ */
+export function medianRun(runs: readonly BenchResult[]): BenchResult {
+  const sorted = [...runs].sort((left, right) => left.opsPerSec - right.opsPerSec);
+  const median = sorted[Math.floor((sorted.length - 1) / 2)];
+  if (median === undefined) throw new Error('no runs to take the median of');
+  return runs.length === 1 ? median : { ...median, opsPerSecRuns: runs.map((run) => run.opsPerSec) };
+}
+
 export function summaryLine(result: BenchResult): string {
   const servers = result.serverCpuPct.map((value) => (value === null ? '?' : `${value.toFixed(0)}%`)).join('/');
-  return `${result.system.padEnd(11)} ${result.op} c=${String(result.clients).padEnd(4)} ${String(result.opsPerSec).padStart(7)} ops/s  p50 ${result.p50Ms.toFixed(2)} ms  p99 ${result.p99Ms.toFixed(2)} ms  p999 ${result.p999Ms.toFixed(2)} ms  errors ${result.errors}  CPU µs/op: client ${result.clientCpuUsPerOp ?? '?'}, servers ${result.serverCpuUsPerOp ?? '?'} (${servers})`;
+  return `${result.system.padEnd(11)} ${result.op} c=${String(result.clients).padEnd(4)} ${String(result.opsPerSec).padStart(7)} ops/s  p50 ${result.p50Ms.toFixed(2)} ms  p99 ${result.p99Ms.toFixed(2)} ms  p999 ${result.p999Ms.toFixed(2)} ms  errors ${result.errors}  CPU µs/op: client ${result.clientCpuUsPerOp ?? '?'}, servers ${result.serverCpuUsPerOp ?? '?'} (${servers})  steal ${result.stealPct ?? '?'}%`;
 }
 
 /** Writes `<name>.md` and `<name>.svg` under `dir`; returns their paths. */
@@ -140,7 +167,8 @@ export function writeReports(dir: string, name: string, outcome: BenchOutcome, c
     markdownTable(outcome.results),
     '',
     ...(outcome.fsync !== null || outcome.results.some((result) => result.system === 'synod-1node') ? ['Ceilings:', '', ...ceilingLines(outcome.fsync, outcome.results), ''] : []),
-    'CPU:',
+    ...(runLines(outcome.results).length > 0 ? ['Runs (each row above is the median run of these):', '', ...runLines(outcome.results), ''] : []),
+    'CPU (of the reported runs):',
     '',
     cpuTable(outcome.results),
     '',

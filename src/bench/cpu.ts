@@ -35,3 +35,35 @@ export function cpuPercent(beforeMs: number | null, afterMs: number | null, elap
   if (beforeMs === null || afterMs === null || elapsedMs <= 0) return null;
   return Math.round(((afterMs - beforeMs) / elapsedMs) * 1000) / 10;
 }
+
+/** The machine's CPU time so far from `/proc/stat` (all cores, in ticks): total and stolen. */
+export interface MachineTicks {
+  readonly total: number;
+  readonly steal: number;
+}
+
+/**
+ * The machine's CPU ticks, or null if `/proc/stat` cannot be read. Steal is the time a virtual
+ * CPU was runnable but the hypervisor ran something else: on a shared VM it moves throughput
+ * between runs more than most changes being measured, so each run reports it.
+ */
+export function machineTicks(): MachineTicks | null {
+  let stat: string;
+  try {
+    stat = readFileSync('/proc/stat', 'latin1');
+  } catch {
+    return null;
+  }
+  const line = stat.slice(0, stat.indexOf('\n'));
+  // "cpu  user nice system idle iowait irq softirq steal guest guest_nice"; guest time is
+  // already counted in user and nice.
+  const fields = line.trim().split(/\s+/).slice(1, 9).map(Number);
+  if (!line.startsWith('cpu ') || fields.length < 8 || fields.some((field) => !Number.isFinite(field))) return null;
+  return { total: fields.reduce((sum, field) => sum + field, 0), steal: fields[7] ?? 0 };
+}
+
+/** Stolen share of all CPU time between two samples (%), or null if unknown. */
+export function stealPercent(before: MachineTicks | null, after: MachineTicks | null): number | null {
+  if (before === null || after === null || after.total <= before.total) return null;
+  return Math.round(((after.steal - before.steal) / (after.total - before.total)) * 1000) / 10;
+}

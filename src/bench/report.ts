@@ -47,14 +47,24 @@ export function markdownTable(results: readonly BenchResult[]): string {
   return lines.join('\n');
 }
 
-/** CPU per run: the load generator's µs per op and each server process's share of a core. */
+/**
+ * CPU per run: the load generator's µs per op, each server process's share of a core, and the
+ * machine's CPU stolen by the hypervisor meanwhile.
+ */
 export function cpuTable(results: readonly BenchResult[]): string {
-  const lines = ['| system | op | clients | client µs/op | servers µs/op | client CPU % | server CPU % (each process) | errors |', '|---|---|---:|---:|---:|---:|---|---:|'];
+  const lines = ['| system | op | clients | client µs/op | servers µs/op | client CPU % | server CPU % (each process) | steal % | errors |', '|---|---|---:|---:|---:|---:|---|---:|---:|'];
   for (const result of results) {
     const servers = result.serverCpuPct.map((value) => (value === null ? '?' : value.toFixed(0))).join(' / ');
-    lines.push(`| ${result.system} | ${result.op} | ${result.clients} | ${result.clientCpuUsPerOp ?? '?'} | ${result.serverCpuUsPerOp ?? '?'} | ${result.clientCpuPct ?? '?'} | ${servers} | ${result.errors} |`);
+    lines.push(`| ${result.system} | ${result.op} | ${result.clients} | ${result.clientCpuUsPerOp ?? '?'} | ${result.serverCpuUsPerOp ?? '?'} | ${result.clientCpuPct ?? '?'} | ${servers} | ${result.stealPct ?? '?'} | ${result.errors} |`);
   }
   return lines.join('\n');
+}
+
+/** With `--repeat`: every run's ops/s behind each reported (median) result, or no lines. */
+export function runLines(results: readonly BenchResult[]): string[] {
+  return results
+    .filter((result) => (result.opsPerSecRuns?.length ?? 0) > 1)
+    .map((result) => `- ${result.system} ${result.op} at ${result.clients} clients: ${(result.opsPerSecRuns ?? []).map((run) => fmt(run)).join(' / ')} ops/s (median ${fmt(result.opsPerSec)})`);
 }
 
 export function ceilingLines(fsync: FsyncCeiling | null, results: readonly BenchResult[]): string[] {

@@ -5,7 +5,7 @@
  * inside the measured window count, so the warm-up's tail and the drain do not skew results.
  */
 import * as hdr from 'hdr-histogram-js';
-import { cpuPercent, ownCpuMs, processCpuMs } from './cpu.js';
+import { cpuPercent, machineTicks, ownCpuMs, processCpuMs, stealPercent } from './cpu.js';
 import { benchKey, type BenchSession, type BenchSystem } from './system.js';
 
 export const BENCH_OPS = ['put', 'get', 'cas', 'mix'] as const;
@@ -48,6 +48,10 @@ export interface BenchResult {
   readonly serverCpuPct: readonly (number | null)[];
   /** CPU of all server processes together per operation (µs): the cost of one op to the cluster. */
   readonly serverCpuUsPerOp: number | null;
+  /** The machine's CPU time stolen by the hypervisor over the window, % of all (null: unknown). */
+  readonly stealPct: number | null;
+  /** With `--repeat`: ops/s of every run, in run order (this result is the median run). */
+  readonly opsPerSecRuns?: readonly number[];
   readonly firstError?: string;
 }
 
@@ -137,6 +141,7 @@ export async function runWorkload(system: BenchSystem, sessions: readonly BenchS
   const pids = system.serverPids();
   const serverBefore = pids.map(processCpuMs);
   const clientBefore = ownCpuMs();
+  const machineBefore = machineTicks();
   const began = process.hrtime.bigint();
   phase = 'measure';
   phaseOps = 0;
@@ -145,6 +150,7 @@ export async function runWorkload(system: BenchSystem, sessions: readonly BenchS
   clearInterval(ticker);
   const elapsedMs = Number(process.hrtime.bigint() - began) / 1e6;
   const clientAfter = ownCpuMs();
+  const machineAfter = machineTicks();
   const serverAfter = pids.map(processCpuMs);
   const measured = histogram.totalCount;
   phase = 'done';
@@ -173,6 +179,7 @@ export async function runWorkload(system: BenchSystem, sessions: readonly BenchS
     clientCpuUsPerOp: measured === 0 ? null : Math.round((clientCpuMs * 1000 * 10) / measured) / 10,
     serverCpuPct: pids.map((_, index) => cpuPercent(serverBefore[index] ?? null, serverAfter[index] ?? null, elapsedMs)),
     serverCpuUsPerOp: cpuPerOp(serverBefore, serverAfter, measured),
+    stealPct: stealPercent(machineBefore, machineAfter),
     ...(firstError === undefined ? {} : { firstError }),
   };
 }

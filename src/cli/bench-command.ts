@@ -21,6 +21,7 @@ interface BenchOptions {
   keys: number;
   duration: number;
   warmup: number;
+  repeat: number;
   op: BenchOp;
   mix?: string;
   nodes: number;
@@ -67,6 +68,7 @@ export function registerBenchCommand(program: Command): void {
     .option('--value-size <bytes>', 'value size', integer('--value-size', 0), 100)
     .option('--keys <n>', 'distinct keys', integer('--keys', 1), 1000)
     .option('--duration <s>', 'measured seconds per run', integer('--duration', 1), 10)
+    .option('--repeat <n>', 'runs per system and client count, taking turns; each reports its median run', integer('--repeat', 1), 1)
     .option('--warmup <s>', 'warm-up seconds before each run (at least the system\'s own the first time)', integer('--warmup', 0), 1)
     .addOption(new Option('--op <op>', 'operation').choices([...BENCH_OPS]).default('put'))
     .option('--mix <g:p:c>', 'weights of get:put:cas for --op mix (default 50:40:10)')
@@ -94,6 +96,7 @@ async function runBenchCommand(options: BenchOptions): Promise<void> {
     keys: options.keys,
     durationMs: options.duration * 1000,
     warmupMs: options.warmup * 1000,
+    repeat: options.repeat,
     ...(options.mix === undefined ? {} : { mix: parseMix(options.mix) }),
     nodes: options.nodes,
     ...(options.endpoints === undefined ? {} : { endpoints: options.endpoints.split(',').map((endpoint) => endpoint.trim()) }),

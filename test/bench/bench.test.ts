@@ -6,7 +6,9 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
-import { markdownTable, svgChart } from '../../src/bench/report.js';
+import { medianRun } from '../../src/bench/bench.js';
+import { machineTicks, stealPercent } from '../../src/bench/cpu.js';
+import { cpuTable, markdownTable, runLines, svgChart } from '../../src/bench/report.js';
 import type { BenchResult } from '../../src/bench/runner.js';
 
 const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
@@ -46,7 +48,7 @@ test('synod bench --nodes 1 benches the single node and ends with its JSON line'
 function result(system: string, clients: number, opsPerSec: number, p99Ms: number): BenchResult {
   return {
     system, op: 'put', clients, valueSize: 100, keys: 10, durationMs: 1000, ops: opsPerSec, opsPerSec, p50Ms: p99Ms / 2, p99Ms,
-    p999Ms: p99Ms, maxMs: p99Ms, meanMs: p99Ms / 2, errors: 0, casConflicts: 0, clientCpuPct: 10, clientCpuUsPerOp: 5, serverCpuPct: [50, 20, 20], serverCpuUsPerOp: 30,
+    p999Ms: p99Ms, maxMs: p99Ms, meanMs: p99Ms / 2, errors: 0, casConflicts: 0, clientCpuPct: 10, clientCpuUsPerOp: 5, serverCpuPct: [50, 20, 20], serverCpuUsPerOp: 30, stealPct: 1.5,
   };
 }
 
@@ -64,4 +66,25 @@ test('the chart has one line per system in each of its two panels', () => {
   assert.equal((svg.match(/<polyline/g) ?? []).length, 4);
   assert.match(svg, /^<svg[^>]*>/);
   assert.match(svg, />zookeeper</);
+});
+
+test('with --repeat each system reports its median run, whole, carrying every run\'s ops/s', () => {
+  const runs = [result('synod', 64, 9000, 9), result('synod', 64, 14_000, 4), result('synod', 64, 12_000, 6)];
+  const median = medianRun(runs);
+  assert.equal(median.opsPerSec, 12_000);
+  assert.equal(median.p99Ms, 6, 'the latencies are the median run\'s own');
+  assert.deepEqual(median.opsPerSecRuns, [9000, 14_000, 12_000]);
+  assert.equal(medianRun(runs.slice(0, 2)).opsPerSec, 9000, 'the lower middle of an even count');
+  assert.equal(medianRun([runs[1] as BenchResult]).opsPerSecRuns, undefined, 'a single run has no list');
+  assert.throws(() => medianRun([]));
+  assert.deepEqual(runLines([median]), ['- synod put at 64 clients: 9,000 / 14,000 / 12,000 ops/s (median 12,000)']);
+  assert.match(cpuTable([median]).split('\n')[2] as string, /\| 1\.5 \| 0 \|$/, 'the steal column');
+});
+
+test('steal is the stolen share of all CPU ticks between two /proc/stat samples', () => {
+  assert.equal(stealPercent({ total: 1000, steal: 10 }, { total: 1400, steal: 60 }), 12.5);
+  assert.equal(stealPercent(null, { total: 1, steal: 0 }), null);
+  assert.equal(stealPercent({ total: 5, steal: 0 }, { total: 5, steal: 0 }), null);
+  const ticks = machineTicks();
+  if (ticks !== null) assert.ok(ticks.total > 0 && ticks.steal >= 0 && ticks.steal <= ticks.total);
 });
