@@ -181,3 +181,22 @@ test('messages from non-members are ignored', () => {
   const ready = replica.ready();
   assert.equal(ready.send.length + ready.persist.length, 0);
 });
+
+test('a leader whose followers form a quorum writes its acceptances lazily only when configured to', () => {
+  for (const lazy of [false, true]) {
+    const leader = electedLeader({ lazyLeaderAcceptances: lazy });
+    const ballot = leader.status().promised;
+    // Node 2 answered during the election; node 3 now too: the followers alone are a quorum.
+    leader.step({ type: 'accepted', from: 3, to: 1, ballot, slots: [1], firstUnchosen: 2 });
+    leader.ready();
+    assert.equal(leader.propose(command(1)).ok, true);
+    const ready = leader.ready();
+    assert.equal(ready.persist.filter((record) => record.type === 'accept').length, 1, `lazy=${lazy}: the leader accepts its proposal`);
+    assert.equal(ready.sendNow.filter((message) => message.type === 'accept').length, 2, `lazy=${lazy}: the accept requests leave at once`);
+    assert.equal(ready.durability, lazy ? 'lazy' : 'sync', `lazy=${lazy}`);
+    // Either way the followers alone can choose the slot, and the leader's acceptance counts once durable.
+    leader.step({ type: 'accepted', from: 2, to: 1, ballot, slots: [2], firstUnchosen: 2 });
+    leader.step({ type: 'accepted', from: 3, to: 1, ballot, slots: [2], firstUnchosen: 2 });
+    assert.equal(leader.status().firstUnchosen, 3, `lazy=${lazy}: chosen by the followers`);
+  }
+});

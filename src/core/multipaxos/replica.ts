@@ -72,6 +72,13 @@ export interface ReplicaOptions {
   /** Slots asked for, or answered, in one learn exchange. */
   readonly learnBatchMax: number;
   /**
+   * A leader whose followers alone form a quorum writes its own acceptances lazily (no fsync of
+   * their own, see `readyDurability`) instead of at once. Off by default: measured on the bench
+   * machine, a leader that syncs at once and needs only its fastest follower beat one that waits
+   * for both followers (1, 16, 64 and 256 clients; see README "Benchmarks").
+   */
+  readonly lazyLeaderAcceptances?: boolean;
+  /**
    * Start as a rejoining member: this node's durable acceptor state was lost (a corrupt or wiped
    * log), so it must not vote until it has rebuilt enough from its peers. See "Rejoin" below.
    */
@@ -444,11 +451,12 @@ export class Replica {
    * durable before it was acknowledged) and a lower `firstUnchosen`, the state of a node that had
    * not learned those slots yet; it relearns them, and as a candidate it runs phase 1 over more
    * slots, which is only conservative — or — at a leader whose followers alone form a quorum — only
-   * chosen marks and the leader's own acceptances: those count only once durable (`persisted`),
-   * and nothing in `send` reveals them (a promise, which would, makes the Ready `sync`; the log
-   * keeps order, so the acceptances are durable before it). A leader that lost them in a crash
-   * simply never voted for those slots. So the leader's fsync leaves the write path, and the disk
-   * serves one fsync per round per follower instead of one more for the leader.
+   * chosen marks and the leader's own acceptances, when `lazyLeaderAcceptances` is on: those count
+   * only once durable (`persisted`), and nothing in `send` reveals them (a promise, which would,
+   * makes the Ready `sync`; the log keeps order, so the acceptances are durable before it). A
+   * leader that lost them in a crash simply never voted for those slots. Then the leader's fsync
+   * leaves the write path, but every slot waits for both followers (in a 3-node cluster) instead
+   * of the faster one.
    */
   private readyDurability(): 'sync' | 'lazy' {
     let accepts = 0;
@@ -458,7 +466,7 @@ export class Replica {
     }
     if (accepts === 0) return 'lazy';
     const leader = this.leader;
-    if (this.role !== 'leader' || leader === null || !leader.followersQuorate) return 'sync';
+    if (this.options.lazyLeaderAcceptances !== true || this.role !== 'leader' || leader === null || !leader.followersQuorate) return 'sync';
     return accepts === this.selfAccepts.length ? 'lazy' : 'sync';
   }
 
