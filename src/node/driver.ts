@@ -4,8 +4,8 @@
  *   apply -> send the accept requests -> append (do not wait) -> next Ready
  *                                        `-> once durable, in Ready order: persisted(ready), send the rest
  *
- * (A Ready whose `send` waits for its append — a follower's acknowledgements — applies after that
- * send instead, on the next check phase: see `handle`.)
+ * (A Ready whose `send` waits for its append and that proposes nothing — a follower's
+ * acknowledgements — applies after that send instead, on the next check phase: see `handle`.)
  *
  * Readies are pipelined: a new one is taken as soon as there is work, while earlier appends are
  * still being made durable. The storage writes appends in order and group-commits the ones that
@@ -206,9 +206,11 @@ export class NodeDriver {
     if (ready.apply.length > 0 || ready.reads.length > 0) {
       // Chosen entries apply (and their clients hear back) before this Ready's fsync: being
       // chosen needs none of these records (see the contract on `Ready`). But a Ready whose
-      // messages wait for its fsync (a follower acknowledging accepts) applies after them: the
-      // acknowledgement is what the leader and its clients wait for, the apply is not.
-      const deferred = ready.durability === 'sync' && ready.persist.length > 0;
+      // messages wait for its fsync and that proposes nothing (a follower acknowledging accepts)
+      // applies after them: the acknowledgement is what the leader and its clients wait for, the
+      // apply is not. A leader's Ready (accept requests in `sendNow`) applies at once: its
+      // entries' clients are waiting.
+      const deferred = ready.durability === 'sync' && ready.persist.length > 0 && ready.sendNow.length === 0;
       if (deferred || this.deferredApplies.length > 0) this.deferApply(ready);
       else this.apply(ready);
     }

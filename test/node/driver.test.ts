@@ -123,7 +123,7 @@ test('commands proposed in one synchronous run share one slot (the first does no
   }
 });
 
-test('a Ready whose messages wait for its fsync sends them before it applies; later applies keep log order', async () => {
+test('a follower\'s Ready whose messages wait for its fsync sends them before it applies; later applies keep log order', async () => {
   // A follower's acknowledgement is what the leader and its clients wait for; applying the chosen
   // entries that ride in the same Ready is not, so it runs after the send.
   const events: string[] = [];
@@ -178,6 +178,14 @@ test('a Ready whose messages wait for its fsync sends them before it applies; la
     assert.deepEqual(events.splice(0), ['append 1'], 'nothing applied before the send');
     await new Promise((resolve) => setImmediate(resolve));
     assert.deepEqual(events.splice(0), ['send accepted', 'apply 2', 'reads 7', 'apply 3']);
+    // A leader's Ready that proposes (accept requests in sendNow) applies at once although its
+    // send waits for its fsync: the clients of those entries are waiting.
+    const accept = { type: 'accept', from: 1, to: 2, ballot: BALLOT_ZERO, entries: [], commitIndex: 4 } as unknown as Message;
+    script.push(ready({ durability: 'sync', apply: [entry(4)], persist: [record(5)], sendNow: [accept], send: [accepted(5)] }));
+    driver.campaign();
+    assert.deepEqual(events.splice(0), ['apply 4', 'send accept', 'append 1']);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(events.splice(0), ['send accepted']);
   } finally {
     await driver.stop();
   }
