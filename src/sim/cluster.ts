@@ -153,8 +153,8 @@ export class SimCluster {
     const random = this.nodeRandom.get(node.id) as Prng;
     const options: ReplicaOptions = {
       ...DEFAULT_REPLICA_OPTIONS,
-      // Both ways of writing a leader's own acceptances run in every scenario: odd nodes lazily.
-      lazyLeaderAcceptances: node.id % 2 === 1,
+      // Both ways of writing a leader's own acceptances run in every scenario: even nodes at once.
+      eagerLeaderAcceptances: node.id % 2 === 0,
       ...this.options.replicaOptions,
       nodeId: node.id,
       configuration: new StaticConfiguration(this.configuration),

@@ -182,9 +182,9 @@ test('messages from non-members are ignored', () => {
   assert.equal(ready.send.length + ready.persist.length, 0);
 });
 
-test('a leader whose followers form a quorum writes its acceptances lazily only when configured to', () => {
+test('a leader whose followers form a quorum writes its acceptances lazily unless configured to sync them at once', () => {
   for (const lazy of [false, true]) {
-    const leader = electedLeader({ lazyLeaderAcceptances: lazy });
+    const leader = electedLeader(lazy ? {} : { eagerLeaderAcceptances: true });
     const ballot = leader.status().promised;
     // Node 2 answered during the election; node 3 now too: the followers alone are a quorum.
     leader.step({ type: 'accepted', from: 3, to: 1, ballot, slots: [1], firstUnchosen: 2 });

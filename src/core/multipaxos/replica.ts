@@ -72,12 +72,13 @@ export interface ReplicaOptions {
   /** Slots asked for, or answered, in one learn exchange. */
   readonly learnBatchMax: number;
   /**
-   * A leader whose followers alone form a quorum writes its own acceptances lazily (no fsync of
-   * their own, see `readyDurability`) instead of at once. Off by default: measured on the bench
-   * machine, a leader that syncs at once and needs only its fastest follower beat one that waits
-   * for both followers (1, 16, 64 and 256 clients; see README "Benchmarks").
+   * A leader syncs its own acceptances at once, so that it and its fastest follower can choose a
+   * slot, instead of writing them lazily while its followers alone form a quorum (see
+   * `readyDurability`). Off by default: measured on the bench machine it was even for puts, and
+   * behind under a mix of reads and writes, whose read-index heartbeats then wait for the
+   * leader's fsync (README "Benchmarks").
    */
-  readonly lazyLeaderAcceptances?: boolean;
+  readonly eagerLeaderAcceptances?: boolean;
   /**
    * Start as a rejoining member: this node's durable acceptor state was lost (a corrupt or wiped
    * log), so it must not vote until it has rebuilt enough from its peers. See "Rejoin" below.
@@ -451,12 +452,12 @@ export class Replica {
    * durable before it was acknowledged) and a lower `firstUnchosen`, the state of a node that had
    * not learned those slots yet; it relearns them, and as a candidate it runs phase 1 over more
    * slots, which is only conservative — or — at a leader whose followers alone form a quorum — only
-   * chosen marks and the leader's own acceptances, when `lazyLeaderAcceptances` is on: those count
-   * only once durable (`persisted`), and nothing in `send` reveals them (a promise, which would,
-   * makes the Ready `sync`; the log keeps order, so the acceptances are durable before it). A
-   * leader that lost them in a crash simply never voted for those slots. Then the leader's fsync
-   * leaves the write path, but every slot waits for both followers (in a 3-node cluster) instead
-   * of the faster one.
+   * chosen marks and the leader's own acceptances, unless `eagerLeaderAcceptances` is on: those
+   * count only once durable (`persisted`), and nothing in `send` reveals them (a promise, which
+   * would, makes the Ready `sync`; the log keeps order, so the acceptances are durable before
+   * it). A leader that lost them in a crash simply never voted for those slots. So the leader's
+   * fsync leaves the write path (its heartbeats and chosen notices do not wait for it), though a
+   * slot in a 3-node cluster then waits for both followers instead of the faster one.
    */
   private readyDurability(): 'sync' | 'lazy' {
     let accepts = 0;
@@ -466,7 +467,7 @@ export class Replica {
     }
     if (accepts === 0) return 'lazy';
     const leader = this.leader;
-    if (this.options.lazyLeaderAcceptances !== true || this.role !== 'leader' || leader === null || !leader.followersQuorate) return 'sync';
+    if (this.options.eagerLeaderAcceptances === true || this.role !== 'leader' || leader === null || !leader.followersQuorate) return 'sync';
     return accepts === this.selfAccepts.length ? 'lazy' : 'sync';
   }
 
