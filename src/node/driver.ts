@@ -72,7 +72,6 @@ export class NodeDriver {
   private waitingHead = 0;
   /** Readies whose applies and reads wait for the next check phase, oldest first (see `handle`). */
   private readonly deferredApplies: Ready[] = [];
-  private applyScheduled = false;
   /** The latest append: appends finish in order, so stop waits for this one. */
   private lastAppend: Promise<void> = Promise.resolve();
   private stopped = false;
@@ -264,13 +263,9 @@ export class NodeDriver {
    * after this turn's microtasks, which run the fsync and send what waited for it.
    */
   private deferApply(ready: Ready): void {
-    this.deferredApplies.push(ready);
-    if (this.applyScheduled) return;
-    this.applyScheduled = true;
-    setImmediate(() => {
-      this.applyScheduled = false;
-      this.applyDeferred();
-    });
+    // A non-empty queue already has its check-phase run scheduled (or is being applied now).
+    if (this.deferredApplies.push(ready) > 1) return;
+    setImmediate(() => this.applyDeferred());
   }
 
   /** Applies every queued Ready, in order; later Readies queue behind them until this runs. */
