@@ -159,6 +159,8 @@ export class SynodNode implements KvService {
           heartbeatTicks: config.heartbeatTicks,
           pipelineDepthMax: config.pipelineDepthMax,
           rejoin: rejoining,
+          // Applied entries leave memory once durable (but for a tail); older ones come off the disk.
+          readDurableEntry: (slot) => storage.entry(slot),
         },
         state,
       );

@@ -14,7 +14,7 @@ import type { Command } from '../core/command.js';
 import { Prng } from '../core/prng.js';
 import { Configuration, StaticConfiguration } from '../core/quorum/majority.js';
 import { DEFAULT_REPLICA_OPTIONS, Replica, type ReplicaOptions, entryKey } from '../core/multipaxos/replica.js';
-import { type CommittedEntry, type Message, type PersistRecord, type PersistentState, type ReadIndexResult, type Ready } from '../core/multipaxos/types.js';
+import { type CommittedEntry, type LogEntry, type Message, type PersistRecord, type PersistentState, type ReadIndexResult, type Ready } from '../core/multipaxos/types.js';
 import { MemoryLogStore } from '../storage/memory.js';
 import { AgreementOracle } from '../check/agreement.js';
 import { EventQueue } from './event-queue.js';
@@ -78,6 +78,8 @@ export class SimNode {
   waiting: SimWaitingReady[] = [];
   /** Virtual time the node's latest disk write finishes: writes finish in order. */
   diskDoneAt = 0;
+  /** Entries this node's replicas read back from the disk after dropping them from memory. */
+  logReadsFromDisk = 0;
   appliedThrough = 0;
   /**
    * A paused process (SIGSTOP, a long GC pause): it runs nothing; what arrives meanwhile (messages,
@@ -155,6 +157,9 @@ export class SimCluster {
       ...DEFAULT_REPLICA_OPTIONS,
       // Both ways of writing a leader's own acceptances run in every scenario: even nodes at once.
       eagerLeaderAcceptances: node.id % 2 === 0,
+      // And the log in memory: a node keeps all of it, or only what its disk has not caught up with
+      // (catch-up and phase 1 below that read the disk: the store, which holds only durable records).
+      ...this.logMemory(node),
       ...this.options.replicaOptions,
       nodeId: node.id,
       configuration: new StaticConfiguration(this.configuration),
@@ -172,6 +177,17 @@ export class SimCluster {
     node.waiting = [];
     node.appliedThrough = 0;
     this.pump(node);
+  }
+
+  /** Node ids 1, 4, 7… keep their whole log in memory; the others compact it, keeping 0 or 3 slots. */
+  private logMemory(node: SimNode): Pick<ReplicaOptions, 'readDurableEntry' | 'logRetainSlots'> {
+    if (node.id % 3 === 1) return {};
+    const store = node.store; // this incarnation's disk (a lost disk is replaced along with the replica)
+    const readDurableEntry = (slot: number): LogEntry | undefined => {
+      node.logReadsFromDisk += 1;
+      return store.entry(slot);
+    };
+    return { readDurableEntry, logRetainSlots: node.id % 3 === 0 ? 0 : 3 };
   }
 
   /** Runs `action` at the node now, or on resume if it is paused. */

@@ -67,6 +67,8 @@ export interface SimulationResult {
   readonly faultsInjected: number;
   /** Crashes that also lost the node's disk (`diskLoss`). */
   readonly disksLost: number;
+  /** Log entries nodes read back from their disks after compacting them out of memory. */
+  readonly logReadsFromDisk: number;
   readonly messagesDelivered: number;
 }
 
@@ -487,6 +489,7 @@ export class Simulation {
       virtualUs: this.cluster.now,
       faultsInjected: this.faultsInjected,
       disksLost: this.disksLost,
+      logReadsFromDisk: [...this.cluster.nodes.values()].reduce((sum, node) => sum + node.logReadsFromDisk, 0),
       messagesDelivered: this.cluster.messagesDelivered,
     };
   }

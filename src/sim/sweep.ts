@@ -10,6 +10,8 @@ export interface SweepSummary {
   readonly violations: number;
   readonly livenessFailures: number;
   readonly failedSeeds: readonly number[];
+  /** Log entries read back from a node's disk after compaction dropped them from memory. */
+  readonly logReadsFromDisk: number;
 }
 
 export interface SweepProgress {
@@ -26,15 +28,17 @@ export function sweep(
   let ops = 0;
   let violations = 0;
   let livenessFailures = 0;
+  let logReadsFromDisk = 0;
   const failedSeeds: number[] = [];
   for (let index = 0; index < count; index += 1) {
     const seed = start + index;
     const result = simulate(seed, overrides);
     ops += result.ops;
+    logReadsFromDisk += result.logReadsFromDisk;
     violations += result.violations.length;
     if (result.livenessFailure !== null) livenessFailures += 1;
     if (result.violations.length > 0 || result.livenessFailure !== null) failedSeeds.push(seed);
     onResult?.(result, index);
   }
-  return { seeds: count, ops, violations, livenessFailures, failedSeeds };
+  return { seeds: count, ops, violations, livenessFailures, failedSeeds, logReadsFromDisk };
 }

@@ -5,7 +5,7 @@
  */
 import { assert } from '../core/assert.js';
 import type { Ballot } from '../core/ballot.js';
-import type { PersistRecord, PersistentState } from '../core/multipaxos/types.js';
+import type { LogEntry, PersistRecord, PersistentState } from '../core/multipaxos/types.js';
 import { StorageUsageError } from './errors.js';
 import { MemoryLogStore } from './memory.js';
 
@@ -20,6 +20,12 @@ export interface LogStorage {
   append(records: readonly PersistRecord[], durability?: Durability): Promise<void>;
   /** The acceptor state rebuilt from every durable record (what a restarted replica starts from). */
   state(): PersistentState;
+  /**
+   * The entry at `slot` as the durable records leave it, read back from the medium; undefined if
+   * none holds the slot. Records of appends not yet durable are not seen. A replica reads the
+   * entries it dropped from memory this way (`ReplicaOptions.readDurableEntry`).
+   */
+  entry(slot: number): LogEntry | undefined;
   /** Waits for pending appends, then releases the medium; later appends are refused. */
   close(): Promise<void>;
   /** The lowest slot the log may hold (greater than 1 once a snapshot has replaced a prefix). */
@@ -46,13 +52,19 @@ export const FIRST_SLOT_DEFAULT = 1;
  * reach the disk: replaying it on every restart would fail the same way, and the node could never
  * start again.
  */
+/** What `RecordChecker` needs to know of the durable state. */
+export interface DurableAcceptorView {
+  readonly promised: Ballot;
+  has(slot: number): boolean;
+}
+
 export class RecordChecker {
   private promisedQueued: Ballot;
   /** Slots that records queued but not yet applied will hold an entry for. */
   private readonly slotsQueued = new Set<number>();
 
   constructor(
-    private readonly store: MemoryLogStore,
+    private readonly store: DurableAcceptorView,
     private readonly firstSlot: number,
   ) {
     this.promisedQueued = store.promised;
@@ -71,7 +83,7 @@ export class RecordChecker {
       if (!Number.isSafeInteger(record.slot) || record.slot < this.firstSlot) {
         throw new StorageUsageError(`slot ${record.slot} is below the log's first slot ${this.firstSlot}`);
       }
-      const known = slots.has(record.slot) || this.slotsQueued.has(record.slot) || this.store.entry(record.slot);
+      const known = slots.has(record.slot) || this.slotsQueued.has(record.slot) || this.store.has(record.slot);
       if (record.type === 'chosen' && record.value === undefined && !known) {
         throw new StorageUsageError(`chosen mark for slot ${record.slot} without a stored entry`);
       }
@@ -120,6 +132,10 @@ export class MemoryStorage implements LogStorage {
 
   state(): PersistentState {
     return this.store.state();
+  }
+
+  entry(slot: number): LogEntry | undefined {
+    return this.store.entry(slot);
   }
 
   close(): Promise<void> {

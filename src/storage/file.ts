@@ -14,24 +14,28 @@
  * One process per directory: the adapter takes no lock, the driver must not open a directory twice.
  */
 import { type FileHandle, mkdir, open, rename } from 'node:fs/promises';
-import { fdatasyncSync, writevSync } from 'node:fs';
+import { closeSync, fdatasyncSync, openSync, readSync, writevSync } from 'node:fs';
 import { join } from 'node:path';
 import { assert } from '../core/assert.js';
-import type { PersistRecord, PersistentState } from '../core/multipaxos/types.js';
+import type { LogEntry, PersistRecord, PersistentState } from '../core/multipaxos/types.js';
 import { type Durability, FIRST_SLOT_DEFAULT, LAZY_FLUSH_MS, type LogStorage, RecordChecker } from './adapter.js';
 import { canonicalWriter } from '../codec/canonical.js';
-import { encodeRecord, isWritableRecord, writeRecord } from './codec.js';
-import { StorageUsageError } from './errors.js';
+import { decodeRecord, encodeRecord, isWritableRecord, writeRecord } from './codec.js';
+import { StorageCorruptionError, StorageDecodeError, StorageUsageError } from './errors.js';
 import type { MemoryLogStore } from './memory.js';
+import { WalIndex } from './wal-index.js';
 import { type StorageLogger, recoverLog, truncateFile } from './recovery.js';
 import {
   FORMAT_VERSION,
   FRAME_HEADER_BYTES,
   FRAME_TRAILER_BYTES,
+  type FrameFormat,
   SEGMENT_HEADER_BYTES,
   encodeFrame,
   encodeSegmentHeader,
   frameBytes,
+  frameFormat,
+  readWholeFrame,
   sealFrame,
   segmentName,
 } from './segment.js';
@@ -136,7 +140,16 @@ function zeros(byteLength: number): Buffer {
   return zeroChunk.subarray(0, byteLength);
 }
 
-/** A `LogStorage` on a directory of write-ahead log segments. */
+/** A segment file of the log; its ordinal is its position in `FileStorage.segmentFiles`. */
+interface SegmentFile {
+  readonly path: string;
+  readonly format: FrameFormat;
+}
+
+/**
+ * A `LogStorage` on a directory of write-ahead log segments. In memory it keeps where each slot's
+ * entry is (`WalIndex`), not the entries: `entry` reads one back with a single pread.
+ */
 export class FileStorage implements LogStorage {
   private pending: Batch | null = null;
   private inFlight: Batch | null = null;
@@ -152,16 +165,22 @@ export class FileStorage implements LogStorage {
   private readonly checker: RecordChecker;
   /** Sequence number of the next record framed by `append` (frames carry their number). */
   private encodedSequence: number;
+  /** A sealed segment opened for `entry` reads (the last one read). */
+  private reader: { readonly ordinal: number; readonly fd: number } | null = null;
 
   private constructor(
     private readonly directory: string,
     private readonly limits: Limits,
-    private readonly store: MemoryLogStore,
+    private readonly index: WalIndex,
+    /** The state replayed on open, handed to `state()` until the first append (then dropped). */
+    private initial: MemoryLogStore | null,
+    /** Every segment file in order; the last is `segment`, the one appended to. */
+    private readonly segmentFiles: SegmentFile[],
     private segment: OpenSegment,
     private nextSequence: number,
     readonly firstSlot: number,
   ) {
-    this.checker = new RecordChecker(store, firstSlot);
+    this.checker = new RecordChecker(index, firstSlot);
     this.blockingSyncMaxMs = limits.blockingSyncMaxMs;
     this.encodedSequence = nextSequence;
   }
@@ -176,13 +195,15 @@ export class FileStorage implements LogStorage {
     const logger = options.logger ?? { warn: (message: string) => console.warn(message) };
     await mkdir(directory, { recursive: true });
     const recovered = await recoverLog(directory, limits.recordBytesMax, logger);
-    if (recovered.lastSegment === null || recovered.firstSlot === null) {
+    if (recovered.lastSegment === null || recovered.firstSlot === null || recovered.index === null) {
       const firstSlot = options.firstSlot ?? FIRST_SLOT_DEFAULT;
       if (!Number.isSafeInteger(firstSlot) || firstSlot < 1) throw new StorageUsageError('firstSlot must be >= 1');
       const handle = await createSegment(directory, 0, firstSlot);
       const segment = { path: join(directory, segmentName(0)), handle, byteLength: SEGMENT_HEADER_BYTES, allocatedLength: SEGMENT_HEADER_BYTES };
-      return new FileStorage(directory, limits, recovered.store, segment, 0, firstSlot);
+      const files = [{ path: segment.path, format: frameFormat(FORMAT_VERSION) }];
+      return new FileStorage(directory, limits, new WalIndex(firstSlot), recovered.store, files, segment, 0, firstSlot);
     }
+    const files = [...recovered.segments];
     if (options.firstSlot !== undefined && options.firstSlot !== recovered.firstSlot) {
       throw new StorageUsageError(`log starts at slot ${recovered.firstSlot}, not ${options.firstSlot}`);
     }
@@ -193,12 +214,13 @@ export class FileStorage implements LogStorage {
       await truncateFile(path, byteLength);
       const handle = await createSegment(directory, recovered.nextSequence, recovered.firstSlot);
       const segment = { path: join(directory, segmentName(recovered.nextSequence)), handle, byteLength: SEGMENT_HEADER_BYTES, allocatedLength: SEGMENT_HEADER_BYTES };
-      return new FileStorage(directory, limits, recovered.store, segment, recovered.nextSequence, recovered.firstSlot);
+      files.push({ path: segment.path, format: frameFormat(FORMAT_VERSION) });
+      return new FileStorage(directory, limits, recovered.index, recovered.store, files, segment, recovered.nextSequence, recovered.firstSlot);
     }
     const handle = await open(path, 'r+');
     const allocatedLength = Math.max(byteLength, (await handle.stat()).size);
     const segment = { path, handle, byteLength, allocatedLength };
-    return new FileStorage(directory, limits, recovered.store, segment, recovered.nextSequence, recovered.firstSlot);
+    return new FileStorage(directory, limits, recovered.index, recovered.store, files, segment, recovered.nextSequence, recovered.firstSlot);
   }
 
   /**
@@ -227,6 +249,7 @@ export class FileStorage implements LogStorage {
     }
     this.encodedSequence += frames.length;
     this.counters.appends += 1;
+    this.initial = null; // stale from now on: `state()` reads the disk
     if (records.length === 0 && this.pending === null && this.flushing === null) return Promise.resolve();
     const batch = (this.pending ??= { frames: [], records: [], bytes: 0, waiters: [], sync: false });
     if (durability === 'sync') batch.sync = true;
@@ -259,7 +282,57 @@ export class FileStorage implements LogStorage {
   }
 
   state(): PersistentState {
-    return this.store.state();
+    if (this.initial !== null) return this.initial.state();
+    const entries: LogEntry[] = [];
+    for (const slot of this.index.slots()) {
+      const entry = this.entry(slot);
+      if (entry !== undefined) entries.push(entry);
+    }
+    return { promised: this.index.promised, entries };
+  }
+
+  /**
+   * The durable entry at `slot`, its value read back from the frame that carries it (one pread,
+   * its checksum verified). Throws `StorageCorruptionError` if those bytes no longer hold it.
+   */
+  entry(slot: number): LogEntry | undefined {
+    if (this.closed && this.flushing === null) throw new StorageUsageError('read after close');
+    const location = this.index.locate(slot);
+    if (location === undefined) return undefined;
+    const file = this.segmentFiles[location.segment];
+    assert(file !== undefined, 'an indexed frame is in a known segment');
+    const bytes = Buffer.allocUnsafe(location.frameBytes);
+    const read = readSync(this.readFd(location.segment), bytes, 0, location.frameBytes, location.offset);
+    const corrupt = (reason: string): StorageCorruptionError => new StorageCorruptionError(file.path, location.offset, `reading back slot ${slot}: ${reason}`);
+    if (read !== location.frameBytes) throw corrupt(`the file ends ${location.frameBytes - read} bytes into the frame`);
+    const payload = readWholeFrame(bytes, this.limits.recordBytesMax, file.format);
+    if (typeof payload === 'string') throw corrupt(payload);
+    let record: PersistRecord;
+    try {
+      record = decodeRecord(payload);
+    } catch (error) {
+      if (error instanceof StorageDecodeError) throw corrupt(error.message);
+      throw error;
+    }
+    if (record.type === 'promise' || record.slot !== slot || record.value === undefined) throw corrupt('the frame holds no value for this slot');
+    return { slot, ballot: location.ballot, value: record.value, chosen: location.chosen };
+  }
+
+  /** A descriptor to read segment `ordinal` with: the open segment's own, or a sealed one's. */
+  private readFd(ordinal: number): number {
+    if (ordinal === this.segmentFiles.length - 1) return this.segment.handle.fd;
+    if (this.reader?.ordinal === ordinal) return this.reader.fd;
+    this.closeReader();
+    const file = this.segmentFiles[ordinal];
+    assert(file !== undefined, 'a sealed segment to read');
+    this.reader = { ordinal, fd: openSync(file.path, 'r') };
+    return this.reader.fd;
+  }
+
+  private closeReader(): void {
+    if (this.reader === null) return;
+    closeSync(this.reader.fd);
+    this.reader = null;
   }
 
   /** Waits until every accepted append is durable (or failed), then closes the segment file. */
@@ -268,6 +341,7 @@ export class FileStorage implements LogStorage {
     if (this.pending !== null) this.startRound(true);
     // Bounded: no append is accepted after `closed`, so at most the current round and one more run.
     while (this.flushing !== null) await this.flushing;
+    this.closeReader();
     await this.segment.handle.close();
   }
 
@@ -304,9 +378,9 @@ export class FileStorage implements LogStorage {
         const batch = this.pending;
         this.pending = null;
         this.inFlight = batch;
+        // Still in flight until indexed (`writeBatch` indexes each group once durable): if that
+        // throws, the catch below fails its waiters.
         await this.writeBatch(batch);
-        // Still in flight until applied: if applying throws, the catch below fails its waiters.
-        for (const record of batch.records) this.store.apply(record);
         this.inFlight = null;
         if (this.pending === null) this.checker.drained();
         for (const waiter of batch.waiters) waiter.resolve();
@@ -361,6 +435,13 @@ export class FileStorage implements LogStorage {
       if (batch.sync) this.lastSyncMs = performance.now() - started;
       this.counters.fsyncs += 1;
       this.counters.bytes += bytes;
+      const ordinal = this.segmentFiles.length - 1;
+      let offset = this.segment.byteLength;
+      for (let frame = index; frame < end; frame += 1) {
+        const frameLength = (frames[frame] as Uint8Array).byteLength;
+        this.index.apply(batch.records[frame] as PersistRecord, ordinal, offset, frameLength);
+        offset += frameLength;
+      }
       this.segment.byteLength += bytes;
       this.segment.allocatedLength = Math.max(this.segment.allocatedLength, frameEnd + padding);
       this.nextSequence += group.length;
@@ -397,6 +478,7 @@ export class FileStorage implements LogStorage {
     const handle = await createSegment(this.directory, this.nextSequence, this.firstSlot);
     const path = join(this.directory, segmentName(this.nextSequence));
     this.segment = { path, handle, byteLength: SEGMENT_HEADER_BYTES, allocatedLength: SEGMENT_HEADER_BYTES };
+    this.segmentFiles.push({ path, format: frameFormat(FORMAT_VERSION) });
   }
 }
 

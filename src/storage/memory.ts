@@ -48,6 +48,10 @@ export class MemoryLogStore {
     return this.entries.get(slot);
   }
 
+  has(slot: number): boolean {
+    return this.entries.has(slot);
+  }
+
   /** The state a restarted replica starts from. */
   state(): PersistentState {
     return { promised: this.promisedBallot, entries: [...this.entries.values()] };

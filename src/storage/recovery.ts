@@ -1,6 +1,7 @@
 /**
  * Recovery of a write-ahead log directory on open: replay every segment in sequence order into a
- * `MemoryLogStore`, repairing only what a crash can leave behind.
+ * `MemoryLogStore` (the state a restarted replica starts from) and a `WalIndex` (where each
+ * slot's entry is on disk, which the adapter keeps), repairing only what a crash can leave behind.
  *
  * - Zeros after the last record of the LAST segment are space written ahead of the records
  *   (preallocation), or a file that grew before its data landed: no records, nothing to repair.
@@ -36,6 +37,7 @@ import { InvariantError } from '../core/assert.js';
 import { decodeRecord } from './codec.js';
 import { StorageCorruptionError, StorageDecodeError } from './errors.js';
 import { MemoryLogStore } from './memory.js';
+import { WalIndex } from './wal-index.js';
 import {
   type FrameFormat,
   SEGMENT_HEADER_BYTES,
@@ -55,6 +57,10 @@ export interface StorageLogger {
 /** The state of a log directory after replay. */
 export interface RecoveredLog {
   readonly store: MemoryLogStore;
+  /** The same records, located: null when the directory holds no segment yet. */
+  readonly index: WalIndex | null;
+  /** The segment files in order (ordinal = position), with their frame format. */
+  readonly segments: readonly { readonly path: string; readonly format: FrameFormat }[];
   /** Null when the directory holds no segment yet (a new log). */
   readonly firstSlot: number | null;
   /** Sequence number the next appended record gets. */
@@ -67,10 +73,12 @@ export interface RecoveredLog {
 export async function recoverLog(directory: string, recordBytesMax: number, logger: StorageLogger): Promise<RecoveredLog> {
   const names = await listSegments(directory);
   const store = new MemoryLogStore();
+  let index: WalIndex | null = null;
+  const segments: { path: string; format: FrameFormat }[] = [];
   let firstSlot: number | null = null;
   let nextSequence = 0;
   let lastSegment: RecoveredLog['lastSegment'] = null;
-  for (const [index, { name, firstSequence }] of names.entries()) {
+  for (const [ordinal, { name, firstSequence }] of names.entries()) {
     const path = join(directory, name);
     const bytes = new Uint8Array(await readFile(path));
     const header = decodeSegmentHeader(bytes);
@@ -82,13 +90,15 @@ export async function recoverLog(directory: string, recordBytesMax: number, logg
       throw new StorageCorruptionError(path, 0, `segment first slot ${header.firstSlot} differs from ${firstSlot}`);
     }
     firstSlot = header.firstSlot;
-    const isLast = index === names.length - 1;
+    const isLast = ordinal === names.length - 1;
     const { format } = header;
-    const replayed = await replaySegment({ path, bytes, format, firstSequence, isLast, recordBytesMax, logger, store, firstSlot });
+    index ??= new WalIndex(firstSlot);
+    segments.push({ path, format });
+    const replayed = await replaySegment({ path, bytes, format, firstSequence, isLast, recordBytesMax, logger, store, index, ordinal, firstSlot });
     nextSequence += replayed.records;
     lastSegment = { path, firstSequence, byteLength: replayed.byteLength, version: format.version };
   }
-  return { store, firstSlot, nextSequence, lastSegment };
+  return { store, index, segments, firstSlot, nextSequence, lastSegment };
 }
 
 interface SegmentReplay {
@@ -100,6 +110,9 @@ interface SegmentReplay {
   readonly recordBytesMax: number;
   readonly logger: StorageLogger;
   readonly store: MemoryLogStore;
+  readonly index: WalIndex;
+  /** This segment's position among the log's segment files. */
+  readonly ordinal: number;
   readonly firstSlot: number;
 }
 
@@ -131,7 +144,7 @@ async function replaySegment(segment: SegmentReplay): Promise<{ records: number;
       if (damaged !== null) throw new StorageCorruptionError(path, at, `${damaged}; not a torn write`);
     }
   }
-  for (const { offset, payload } of scan.frames) applyFrame(segment, offset, payload);
+  for (const { offset, end, payload } of scan.frames) applyFrame(segment, offset, end - offset, payload);
   if (tornBytes > 0) {
     await truncateFile(path, scan.validEndOffset);
     segment.logger.warn(
@@ -142,13 +155,14 @@ async function replaySegment(segment: SegmentReplay): Promise<{ records: number;
   return { records: scan.frames.length, byteLength: scan.validEndOffset };
 }
 
-function applyFrame(segment: SegmentReplay, offset: number, payload: Uint8Array): void {
+function applyFrame(segment: SegmentReplay, offset: number, frameBytes: number, payload: Uint8Array): void {
   try {
     const record = decodeRecord(payload);
     if (record.type !== 'promise' && record.slot < segment.firstSlot) {
       throw new StorageDecodeError(`slot ${record.slot} below the log's first slot ${segment.firstSlot}`);
     }
     segment.store.apply(record);
+    segment.index.apply(record, segment.ordinal, offset, frameBytes);
   } catch (error) {
     // The checksum matched, so these bytes are what was written: a record that does not decode or
     // apply means a bug or a foreign file, and replaying past it would rebuild the wrong state.

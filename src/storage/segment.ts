@@ -166,6 +166,18 @@ export function scanFrames(bytes: Uint8Array, startOffset: number, recordBytesMa
 }
 
 /**
+ * The payload of `bytes` read back as one whole frame of `format` (any sequence number), or why
+ * it is not a valid frame.
+ */
+export function readWholeFrame(bytes: Uint8Array, recordBytesMax: number, format: FrameFormat): Uint8Array | string {
+  const problem = frameProblem(bytes, 0, recordBytesMax, format, null);
+  if (problem !== null) return problem;
+  const length = readUint32(bytes, 0);
+  if (format.headerBytes + length + format.trailerBytes !== bytes.byteLength) return 'frame length does not match the indexed frame';
+  return bytes.subarray(format.headerBytes, format.headerBytes + length);
+}
+
+/**
  * Why the frame at `offset` is not valid, or null if it is. `sequence` is the record number it
  * must carry, or null to accept any (a search for valid frames after damage).
  */

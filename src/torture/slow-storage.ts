@@ -7,7 +7,7 @@
  * before the delay starts, so a node killed during the delay has its records on disk and only
  * its acknowledgement is late — exactly what a slow fsync looks like to the process.
  */
-import type { PersistRecord, PersistentState } from '../core/multipaxos/types.js';
+import type { LogEntry, PersistRecord, PersistentState } from '../core/multipaxos/types.js';
 import type { Durability, LogStorage } from '../storage/adapter.js';
 
 export class SlowStorage implements LogStorage {
@@ -57,6 +57,11 @@ export class SlowStorage implements LogStorage {
 
   state(): PersistentState {
     return this.inner.state();
+  }
+
+  /** Reads are not slowed: only the write path is under test. */
+  entry(slot: number): LogEntry | undefined {
+    return this.inner.entry(slot);
   }
 
   async close(): Promise<void> {

@@ -6,6 +6,7 @@ import { Prng } from '../../src/core/prng.js';
 import { Configuration, StaticConfiguration } from '../../src/core/quorum/majority.js';
 import { DEFAULT_REPLICA_OPTIONS, Replica, type ReplicaOptions } from '../../src/core/multipaxos/replica.js';
 import type { EntryValue, Message, PersistentState, Ready } from '../../src/core/multipaxos/types.js';
+import { MemoryLogStore } from '../../src/storage/memory.js';
 
 function options(nodeId: number, overrides: Partial<ReplicaOptions> = {}): ReplicaOptions {
   return {
@@ -199,4 +200,55 @@ test('a leader whose followers form a quorum writes its acceptances lazily unles
     leader.step({ type: 'accepted', from: 3, to: 1, ballot, slots: [2], firstUnchosen: 2 });
     assert.equal(leader.status().firstUnchosen, 3, `lazy=${lazy}: chosen by the followers`);
   }
+});
+
+test('applied entries leave memory only once durable, keeping logRetainSlots; learn and prepare read them back', () => {
+  const disk = new MemoryLogStore();
+  let reads = 0;
+  const follower = new Replica(options(2, { logRetainSlots: 2, readDurableEntry: (slot) => { reads += 1; return disk.entry(slot); } }));
+  const ballot = B(1, 1);
+  const value = (slot: number): EntryValue => ({ type: 'commands', epoch: ballot, commands: [command(slot)] });
+  const unpersisted: Ready[] = [];
+  // Slots 1..10 accepted; each accept's commit index says every earlier slot is chosen; the last chooses 10.
+  for (let slot = 1; slot <= 11; slot += 1) {
+    const entries = slot <= 10 ? [{ slot, value: value(slot) }] : [];
+    follower.step({ type: 'accept', from: 1, to: 2, ballot, entries, commitIndex: slot });
+    const ready = follower.ready();
+    for (const record of ready.persist) disk.apply(record);
+    unpersisted.push(ready);
+  }
+  assert.equal(follower.status().appliedThrough, 10);
+  assert.equal(follower.status().logInMemoryFrom, 1, 'nothing leaves memory before the driver says it is durable');
+  follower.persisted(unpersisted[4]);
+  assert.equal(follower.status().logInMemoryFrom, 3, 'the fifth Ready applied through slot 4: durable, of which the last 2 stay');
+  follower.persisted(unpersisted[unpersisted.length - 1]);
+  assert.equal(follower.status().logInMemoryFrom, 9);
+  assert.equal(reads, 0);
+  // A lagging peer's learn, and a prepare from far behind, are answered from the disk.
+  follower.step({ type: 'learn', from: 3, to: 2, slots: [1, 2, 9] });
+  const learned = follower.ready().send[0];
+  assert.ok(learned !== undefined && learned.type === 'learned');
+  assert.deepEqual(learned.entries, [1, 2, 9].map((slot) => ({ slot, ballot, value: value(slot) })));
+  // (From the leader itself: a follower that just heard from its leader refuses other candidates.)
+  follower.step({ type: 'prepare', from: 1, to: 2, ballot: B(2, 1), firstUnchosen: 1 });
+  const promise = follower.ready().send[0];
+  assert.ok(promise !== undefined && promise.type === 'promise');
+  assert.deepEqual(promise.entries.map((entry) => [entry.slot, entry.chosen]), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10].map((slot) => [slot, true]));
+  assert.equal(reads, 2 + 8, 'two for the learn, eight for the promise: slots 9 and 10 were still in memory');
+  // A re-proposal of a compacted slot changes nothing (it is chosen).
+  follower.step({ type: 'accept', from: 1, to: 2, ballot: B(2, 1), entries: [{ slot: 3, value: value(3) }], commitIndex: 1 });
+  assert.equal(follower.ready().persist.filter((record) => record.type === 'accept').length, 0);
+});
+
+test('without readDurableEntry the whole log stays in memory', () => {
+  const follower = new Replica(options(2, { logRetainSlots: 0 }));
+  const ballot = B(1, 1);
+  for (let slot = 1; slot <= 6; slot += 1) {
+    follower.step({ type: 'accept', from: 1, to: 2, ballot, entries: slot <= 5 ? [{ slot, value: { type: 'noop' } }] : [], commitIndex: slot });
+    follower.ready();
+  }
+  follower.persisted();
+  assert.equal(follower.status().appliedThrough, 5);
+  assert.equal(follower.status().logInMemoryFrom, 1);
+  assert.equal(follower.entry(1)?.chosen, true);
 });

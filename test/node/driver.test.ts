@@ -147,6 +147,7 @@ test('a follower\'s Ready whose messages wait for its fsync sends them before it
       return Promise.resolve();
     },
     state: () => ({ promised: BALLOT_ZERO, entries: [] }),
+    entry: () => undefined,
     close: () => Promise.resolve(),
     firstSlot: 1,
   };

@@ -54,6 +54,7 @@ export function runStorageConformance(name: string, setup: () => Promise<Storage
   describe(`${name} storage conformance`, () => {
     test('appended records are in state(): promise, accepts, chosen marks with and without value', () => appendedRecordsAreInState(setup));
     test('reopening returns the same state', () => reopenReturnsSameState(setup));
+    test('entry(slot) reads back each durable entry, also after reopen and later appends', () => entriesReadBack(setup));
     test('many concurrent appends all resolve and land in call order', () => concurrentAppendsLandInOrder(setup));
     test('a 1 MiB payload round-trips, also across reopen', () => largePayloadRoundTrips(setup));
     test('an empty append resolves and changes nothing', () => emptyAppendIsFine(setup));
@@ -73,6 +74,40 @@ async function appendedRecordsAreInState(setup: () => Promise<StorageFixture>): 
     assert.deepStrictEqual(entries[1]?.value, commandsValue(B1, new Uint8Array([1, 2, 3])));
     assert.deepStrictEqual(entries[3]?.value, commandsValue(B1, new Uint8Array([9]), 'client-2', 7));
   });
+}
+
+/** `entry(slot)` agrees with `state()` for every slot, and is undefined where no entry is. */
+function assertEntriesMatchState(storage: LogStorage, maxSlot: number): void {
+  const bySlot = new Map(sortedEntries(storage.state()).map((entry) => [entry.slot, entry]));
+  for (let slot = 1; slot <= maxSlot; slot += 1) assert.deepStrictEqual(storage.entry(slot), bySlot.get(slot), `slot ${slot}`);
+}
+
+async function entriesReadBack(setup: () => Promise<StorageFixture>): Promise<void> {
+  const fixture = await setup();
+  try {
+    const first = await fixture.open();
+    await first.append(sampleRecords());
+    assert.deepStrictEqual(first.entry(2), { slot: 2, ballot: B1, value: commandsValue(B1, new Uint8Array([1, 2, 3])), chosen: false });
+    // A chosen mark without a value keeps the accepted entry's ballot and value.
+    assert.deepStrictEqual(first.entry(1), { slot: 1, ballot: B1, value: { type: 'start-working', epoch: B1 }, chosen: true });
+    assert.equal(first.entry(5), undefined);
+    assertEntriesMatchState(first, 6);
+    await first.close();
+    const second = await fixture.open();
+    assertEntriesMatchState(second, 6);
+    // A higher ballot replaces slot 3, then its chosen mark; slot 40 arrives chosen with its value.
+    await second.append([
+      { type: 'accept', slot: 3, ballot: B2, value: commandsValue(B2, Uint8Array.of(5, 5)) },
+      { type: 'chosen', slot: 3, ballot: B2 },
+      { type: 'chosen', slot: 40, ballot: B2, value: { type: 'noop' } },
+    ]);
+    assert.deepStrictEqual(second.entry(3), { slot: 3, ballot: B2, value: commandsValue(B2, Uint8Array.of(5, 5)), chosen: true });
+    assert.deepStrictEqual(second.entry(40), { slot: 40, ballot: B2, value: { type: 'noop' }, chosen: true });
+    assertEntriesMatchState(second, 41);
+    await second.close();
+  } finally {
+    await fixture.cleanup();
+  }
 }
 
 async function reopenReturnsSameState(setup: () => Promise<StorageFixture>): Promise<void> {

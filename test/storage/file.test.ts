@@ -705,3 +705,36 @@ test('file storage: a round that someone waits for syncs on the calling thread; 
       syncBuiltinESMExports();
     }
   }));
+
+test('file storage: entry() reads values back from sealed and open segments; a damaged frame is a typed error', () =>
+  withDirectory(async (directory) => {
+    const { storage } = await openCollecting(directory, { segmentBytesMax: 1024, preallocateBytes: 0 });
+    const marker = (slot: number): Uint8Array => Uint8Array.from({ length: 24 }, (_, index) => (slot * 7 + index) % 256);
+    for (let slot = 1; slot <= 60; slot += 1) {
+      await storage.append([{ type: 'accept', slot, ballot: B1, value: commandsValue(B1, marker(slot)) }]);
+      if (slot % 2 === 0) await storage.append([{ type: 'chosen', slot, ballot: B1 }]);
+    }
+    const segments = (await readdir(directory)).filter((name) => name.endsWith('.log')).sort();
+    assert.ok(segments.length > 3, `the entries span several segments (${segments.length})`);
+    // Out of order, so reads hop between segment files.
+    for (const slot of [60, 1, 33, 2, 59, 17]) {
+      assert.deepStrictEqual(storage.entry(slot), { slot, ballot: B1, value: commandsValue(B1, marker(slot)), chosen: slot % 2 === 0 });
+    }
+    // Damage slot 5's payload in its (sealed) segment: the read-back names file and offset, and is not a wrong value.
+    const needle = Buffer.from(marker(5));
+    let damaged = 0;
+    for (const name of segments) {
+      const path = join(directory, name);
+      const bytes = await readFile(path);
+      const at = bytes.indexOf(needle);
+      if (at < 0) continue;
+      bytes[at + 3] = (bytes[at + 3] ?? 0) ^ 0xff;
+      await writeFile(path, bytes);
+      damaged += 1;
+      assert.throws(() => storage.entry(5), (error: unknown) => error instanceof StorageCorruptionError && error.file === path && /reading back slot 5: frame checksum mismatch/.test(error.message));
+    }
+    assert.equal(damaged, 1, 'slot 5 was found on disk and damaged');
+    assert.deepStrictEqual(storage.entry(6)?.value, commandsValue(B1, marker(6)), 'the other entries still read back');
+    await storage.close();
+    assert.throws(() => storage.entry(6), StorageUsageError);
+  }));

@@ -84,7 +84,20 @@ export interface ReplicaOptions {
    * log), so it must not vote until it has rebuilt enough from its peers. See "Rejoin" below.
    */
   readonly rejoin?: boolean;
+  /**
+   * Reads an entry back from this node's durable log (undefined if no durable record holds the
+   * slot). With it the replica keeps only a tail of the log in memory: once a slot is applied and
+   * its records are durable (`persisted`), and `logRetainSlots` later slots are too, the entry
+   * leaves memory, and the rare requests for it — a lagging peer's `learn`, a candidate's prepare
+   * from far behind — are answered from the disk. Without it every entry stays in memory.
+   */
+  readonly readDurableEntry?: (slot: number) => LogEntry | undefined;
+  /** Applied, durable slots kept in memory below the applied point (default 1024). */
+  readonly logRetainSlots?: number;
 }
+
+/** Default of `ReplicaOptions.logRetainSlots`. */
+export const LOG_RETAIN_SLOTS_DEFAULT = 1024;
 
 export const DEFAULT_REPLICA_OPTIONS = {
   electionTicksMin: 10,
@@ -222,8 +235,16 @@ export class Replica {
 
   // Acceptor state (durable through `persist`).
   protected promised: Ballot;
+  /** Entries at slots >= `compactedBelow` (below it they are read back from the disk). */
   protected readonly log = new Map<number, LogEntry>();
   protected maxSlot = 0;
+  /**
+   * Every slot below this is chosen, applied and durable at this node, and no longer in `log`
+   * (see `ReplicaOptions.readDurableEntry`). Never above `appliedThrough + 1`.
+   */
+  private compactedBelow = 1;
+  /** The applied point as each Ready left (oldest first): durable once `persisted` covers it. */
+  private readonly appliedAtReady: { readonly seq: number; readonly appliedThrough: number }[] = [];
 
   // Learner state.
   /** Every slot below this is chosen and present in `log`. */
@@ -426,6 +447,10 @@ export class Replica {
       this.startReadRound();
     }
     this.readySeq += 1;
+    if (this.options.readDurableEntry !== undefined && this.applyOut.length > 0) {
+      // A slot is applied in the Ready that holds its chosen mark, or a later one.
+      this.appliedAtReady.push({ seq: this.readySeq, appliedThrough: this.appliedThrough });
+    }
     const ready: Ready = {
       seq: this.readySeq,
       durability: this.readyDurability(),
@@ -479,6 +504,11 @@ export class Replica {
    */
   persisted(ready?: Ready): void {
     const upTo = ready?.seq ?? this.readySeq;
+    let durableApplied = 0;
+    while (this.appliedAtReady.length > 0 && (this.appliedAtReady[0]?.seq ?? Infinity) <= upTo) {
+      durableApplied = this.appliedAtReady.shift()?.appliedThrough ?? 0;
+    }
+    if (durableApplied > 0) this.compact(durableApplied);
     let counted = false;
     const leader = this.leader;
     while (this.selfAcceptsInFlight.length > 0 && (this.selfAcceptsInFlight[0]?.seq ?? Infinity) <= upTo) {
@@ -503,6 +533,7 @@ export class Replica {
       firstUnchosen: this.firstUnchosen,
       appliedThrough: this.appliedThrough,
       maxSlot: this.maxSlot,
+      logInMemoryFrom: this.compactedBelow,
       peers: this.peerProgress(),
       rejoining: this.rejoin !== null,
     };
@@ -525,7 +556,30 @@ export class Replica {
 
   /** The acceptor's entry at a slot (for tests, scenarios and catch-up). */
   entry(slot: number): LogEntry | undefined {
-    return this.log.get(slot);
+    return this.entryAt(slot);
+  }
+
+  /** The entry at `slot`, from memory or, below `compactedBelow`, from the durable log. */
+  private entryAt(slot: number): LogEntry | undefined {
+    const entry = this.log.get(slot);
+    if (entry !== undefined || slot >= this.compactedBelow || slot < 1) return entry;
+    const durable = this.options.readDurableEntry?.(slot);
+    assert(durable !== undefined && durable.chosen, `compacted slot ${slot} is chosen in the durable log`);
+    return durable;
+  }
+
+  /**
+   * Drops from memory the entries of slots applied and durable through `durableApplied`, but for
+   * the last `logRetainSlots` of them (a lagging peer usually asks for those).
+   */
+  private compact(durableApplied: number): void {
+    if (this.options.readDurableEntry === undefined) return;
+    const below = Math.min(durableApplied, this.appliedThrough) + 1 - (this.options.logRetainSlots ?? LOG_RETAIN_SLOTS_DEFAULT);
+    // Bounded: each iteration raises compactedBelow toward `below`.
+    while (this.compactedBelow < below) {
+      this.log.delete(this.compactedBelow);
+      this.compactedBelow += 1;
+    }
   }
 
   /** True when this node leads and its StartWorking entry is chosen. */
@@ -560,7 +614,7 @@ export class Replica {
   private promiseFor(ballot: Ballot, to: NodeId, fromSlot: number): PromiseMessage {
     const entries: LogEntry[] = [];
     for (let slot = Math.max(fromSlot, 1); slot <= this.maxSlot; slot += 1) {
-      const entry = this.log.get(slot);
+      const entry = this.entryAt(slot);
       if (entry !== undefined) entries.push(entry);
     }
     return { type: 'promise', from: this.nodeId, to, ballot, entries, maxSlot: this.maxSlot };
@@ -592,7 +646,7 @@ export class Replica {
 
   /** Stores an accepted value, unless the slot is already known chosen (then it must agree). */
   private acceptorAccept(ballot: Ballot, proposed: ProposedEntry): void {
-    const existing = this.log.get(proposed.slot);
+    const existing = this.entryAt(proposed.slot);
     if (existing !== undefined && existing.chosen) {
       // A chosen slot never changes; a correct leader only re-proposes the chosen value there.
       if (existing.ballot === ballot) {
@@ -616,7 +670,7 @@ export class Replica {
   }
 
   private storeEntry(entry: LogEntry): void {
-    assert(entry.slot >= 1, 'slots start at 1');
+    assert(entry.slot >= this.compactedBelow, 'a compacted slot is chosen and never stored again');
     this.log.set(entry.slot, entry);
     if (entry.slot > this.maxSlot) this.maxSlot = entry.slot;
   }
@@ -1032,7 +1086,7 @@ export class Replica {
   private onLearn(message: LearnMessage): void {
     const entries: ChosenEntry[] = [];
     for (const slot of message.slots.slice(0, this.options.learnBatchMax)) {
-      const entry = this.log.get(slot);
+      const entry = this.entryAt(slot);
       if (entry !== undefined && entry.chosen) entries.push({ slot, ballot: entry.ballot, value: entry.value });
     }
     if (entries.length > 0) this.send({ type: 'learned', from: this.nodeId, to: message.from, entries });
@@ -1049,7 +1103,7 @@ export class Replica {
 
   /** Records that `value` is chosen at `slot`. A chosen slot never changes (asserted). */
   private markChosen(slot: number, ballot: Ballot, value: EntryValue): void {
-    const existing = this.log.get(slot);
+    const existing = this.entryAt(slot);
     if (existing !== undefined && existing.chosen) {
       assert(entryKey(existing.value) === entryKey(value), `slot ${slot} chosen twice with different values`);
       return;
@@ -1231,6 +1285,7 @@ export class Replica {
     for (const entry of state.entries) this.storeEntry(entry);
     // The state machine is rebuilt by replaying the chosen prefix from the start.
     this.advanceChosen();
+    this.compact(this.appliedThrough); // all of it came from the disk
   }
 }
 

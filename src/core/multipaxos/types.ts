@@ -250,6 +250,8 @@ export interface ReplicaStatus {
   readonly firstUnchosen: number;
   readonly appliedThrough: number;
   readonly maxSlot: number;
+  /** Entries below this slot left memory (chosen, applied, durable): read from the disk on demand. */
+  readonly logInMemoryFrom: number;
   /** A leader's view of each peer's chosen prefix (its firstUnchosen, last reported); empty otherwise. */
   readonly peers: readonly PeerProgress[];
   /** True while this member rebuilds lost state from its peers and does not vote (`ReplicaOptions.rejoin`). */
