@@ -156,14 +156,26 @@ export class NodeDriver {
         this.heartbeatSentAt.delete(message.from);
       }
     }
-    this.replica.step(message);
+    this.guarded(() => this.replica.step(message));
     this.schedule();
   }
 
   private tick(): void {
     if (this.stopped || this.failed) return;
-    this.replica.tick();
+    this.guarded(() => this.replica.tick());
     this.schedule();
+  }
+
+  /**
+   * Runs a replica input; a throw (a log entry read back from a damaged disk, a broken invariant)
+   * stops the node as a failed append does, instead of escaping into the transport or a timer.
+   */
+  private guarded(input: () => void): void {
+    try {
+      input();
+    } catch (error: unknown) {
+      this.fail(error);
+    }
   }
 
   /**
@@ -214,8 +226,7 @@ export class NodeDriver {
       else this.apply(ready);
     }
     // A leader's accept requests leave now: the followers' fsyncs overlap with ours.
-    for (const message of ready.sendNow) this.options.transport.send(message);
-    this.counters.messagesSent += ready.sendNow.length;
+    if (ready.sendNow.length > 0) this.sendAll(ready.sendNow);
     const waiting: WaitingReady = { ready, durable: true };
     if (ready.persist.length > 0) {
       const started = performance.now();
@@ -281,6 +292,16 @@ export class NodeDriver {
     }
   }
 
+  private sendAll(messages: readonly Message[]): void {
+    const now = performance.now();
+    for (const message of messages) {
+      // The latest heartbeat's send time: acks return long before the next one leaves.
+      if (message.type === 'heartbeat') this.heartbeatSentAt.set(message.to, now);
+      this.options.transport.send(message);
+    }
+    this.counters.messagesSent += messages.length;
+  }
+
   /** Sends, in Ready order, the messages of every Ready whose records (and all earlier) are durable. */
   private completeDurable(): void {
     while (!this.failed && this.waitingHead < this.waiting.length) {
@@ -288,13 +309,7 @@ export class NodeDriver {
       assert(next !== undefined, 'waiting index in range');
       if (!next.durable) return;
       this.waitingHead += 1;
-      const now = performance.now();
-      for (const message of next.ready.send) {
-        // The latest heartbeat's send time: acks return long before the next one leaves.
-        if (message.type === 'heartbeat') this.heartbeatSentAt.set(message.to, now);
-        this.options.transport.send(message);
-      }
-      this.counters.messagesSent += next.ready.send.length;
+      if (next.ready.send.length > 0) this.sendAll(next.ready.send);
     }
     if (this.waitingHead === this.waiting.length) {
       this.waiting.length = 0;

@@ -191,3 +191,52 @@ test('a follower\'s Ready whose messages wait for its fsync sends them before it
     await driver.stop();
   }
 });
+
+test('a replica input that throws (a log entry read back from a damaged disk) stops the node, not the process', async () => {
+  const damage = new Error('storage corruption in wal-x.log at byte offset 4096: reading back slot 5: frame checksum mismatch');
+  const replica = {
+    hasReady: () => false,
+    ready: () => assert.fail('no Ready'),
+    persisted: () => {},
+    step: () => {
+      throw damage;
+    },
+    tick: () => {},
+    campaign: () => {},
+  };
+  const storage: LogStorage = {
+    append: () => Promise.resolve(),
+    state: () => ({ promised: BALLOT_ZERO, entries: [] }),
+    entry: () => undefined,
+    close: () => Promise.resolve(),
+    firstSlot: 1,
+  };
+  let deliver: (message: Message) => void = () => assert.fail('not started');
+  const transport = {
+    start: () => Promise.resolve(),
+    stop: () => Promise.resolve(),
+    onMessage: (handler: (message: Message) => void) => {
+      deliver = handler;
+    },
+    send: () => {},
+  };
+  const fatal: unknown[] = [];
+  const driver = new NodeDriver({
+    replica: replica as unknown as Replica,
+    storage,
+    transport: transport as unknown as Transport,
+    tickMs: 1_000,
+    onApply: () => {},
+    onReads: () => {},
+    onFatal: (error) => fatal.push(error),
+  });
+  await driver.start();
+  try {
+    assert.doesNotThrow(() => deliver({ type: 'learn', from: 2, to: 1, slots: [5] } as Message));
+    assert.equal(driver.hasFailed, true);
+    assert.deepEqual(fatal, [damage]);
+    assert.deepEqual(driver.propose({ clientId: 'c', seq: 1, payload: new Uint8Array(1) }), { ok: false, error: 'not_leader', leaderHint: null });
+  } finally {
+    await driver.stop();
+  }
+});

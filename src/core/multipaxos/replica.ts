@@ -918,7 +918,11 @@ export class Replica {
     leader.heartbeatElapsed = 0;
     for (const member of this.configuration().members) {
       if (member === this.nodeId) continue;
-      this.send({
+      // A proposer's message, like an accept request: its ballot's promise was durable before the
+      // prepares left, and its commit index counts the leader's own acceptances only once durable
+      // (`persisted`). So it leaves at once, and a read-index round never waits for this node's
+      // disk (it would while the leader syncs its own acceptances, `eagerLeaderAcceptances`).
+      this.sendNowOut.push({
         type: 'heartbeat',
         from: this.nodeId,
         to: member,
