@@ -82,9 +82,69 @@ interface Waiter {
   readonly deadline: number;
   readonly resolve: (result: ServiceResult) => void;
   done: boolean;
-  /** Where the waiter is filed, so an expired one is removed without scanning: a write's command key, a read's id. */
-  commandKey?: string;
+  /** Where the waiter is filed, so an expired one is removed without scanning: a write's command id, a read's id. */
+  clientId?: string;
+  seq?: number;
   readId?: number;
+}
+
+/**
+ * Writes waiting for their command to apply, by client id then sequence number: the lookup for
+ * every applied command builds no key (a string per command was ~4.5% of a leader's busy time).
+ */
+class WriteWaiters {
+  private readonly byClient = new Map<string, Map<number, Waiter[]>>();
+  private count = 0;
+
+  /** Commands with a waiter. */
+  get size(): number {
+    return this.count;
+  }
+
+  file(clientId: string, seq: number, waiter: Waiter): void {
+    waiter.clientId = clientId;
+    waiter.seq = seq;
+    let bySeq = this.byClient.get(clientId);
+    if (bySeq === undefined) this.byClient.set(clientId, (bySeq = new Map()));
+    const waiting = bySeq.get(seq);
+    if (waiting === undefined) {
+      bySeq.set(seq, [waiter]);
+      this.count += 1;
+    } else {
+      waiting.push(waiter); // a retry arriving while the first attempt still waits
+    }
+  }
+
+  /** Removes and returns the waiters of command (clientId, seq). */
+  take(clientId: string, seq: number): Waiter[] | undefined {
+    const bySeq = this.byClient.get(clientId);
+    const waiting = bySeq?.get(seq);
+    if (bySeq === undefined || waiting === undefined) return undefined;
+    this.remove(clientId, bySeq, seq);
+    return waiting;
+  }
+
+  /** Drops the answered waiters of `waiter`'s command, keeping any still open. */
+  unfile(waiter: Waiter): void {
+    if (waiter.clientId === undefined || waiter.seq === undefined) return;
+    const bySeq = this.byClient.get(waiter.clientId);
+    const waiting = bySeq?.get(waiter.seq);
+    if (bySeq === undefined || waiting === undefined) return;
+    const open = waiting.filter((other) => !other.done);
+    if (open.length > 0) bySeq.set(waiter.seq, open);
+    else this.remove(waiter.clientId, bySeq, waiter.seq);
+  }
+
+  clear(): void {
+    this.byClient.clear();
+    this.count = 0;
+  }
+
+  private remove(clientId: string, bySeq: Map<number, Waiter[]>, seq: number): void {
+    bySeq.delete(seq);
+    this.count -= 1;
+    if (bySeq.size === 0) this.byClient.delete(clientId);
+  }
 }
 
 interface ReadWaiter extends Waiter {
@@ -101,7 +161,7 @@ export class SynodNode implements KvService {
   readonly logger: Logger;
   private readonly kv = new KvStateMachine();
   private readonly metricsRegistry: NodeMetrics;
-  private readonly writes = new Map<string, Waiter[]>();
+  private readonly writes = new WriteWaiters();
   private readonly readsAsked = new Map<number, ReadWaiter>();
   private readsConfirmed: ReadWaiter[] = [];
   /** Every waiter in arrival (= deadline) order, for the sweep. */
@@ -332,11 +392,7 @@ export class SynodNode implements KvService {
     return new Promise((resolve) => {
       // Filed before proposing: nothing the driver does synchronously can then miss the waiter.
       const waiter = this.track(operation.type, started, timeoutMs, resolve);
-      const key = commandKey(command.clientId, command.seq);
-      waiter.commandKey = key;
-      const waiting = this.writes.get(key);
-      if (waiting === undefined) this.writes.set(key, [waiter]);
-      else waiting.push(waiter); // a retry arriving while the first attempt still waits
+      this.writes.file(command.clientId, command.seq, waiter);
       const proposed = this.driver.propose(command);
       this.metricsRegistry.countProposal(proposed.ok ? 'ok' : proposed.error);
       if (!proposed.ok) {
@@ -423,10 +479,8 @@ export class SynodNode implements KvService {
       for (const command of value.commands) {
         const result = this.kv.apply(command, entry.slot);
         if (this.writes.size === 0) continue;
-        const key = commandKey(command.clientId, command.seq);
-        const waiting = this.writes.get(key);
+        const waiting = this.writes.take(command.clientId, command.seq);
         if (waiting === undefined) continue;
-        this.writes.delete(key);
         for (const waiter of waiting) this.finish(waiter, result as ServiceResult);
       }
     }
@@ -526,12 +580,7 @@ export class SynodNode implements KvService {
   /** Removes an answered waiter from the map it was filed in (a confirmed read is dropped by `serveReads`). */
   private unfile(waiter: Waiter): void {
     if (waiter.readId !== undefined) this.readsAsked.delete(waiter.readId);
-    if (waiter.commandKey === undefined) return;
-    const waiting = this.writes.get(waiter.commandKey);
-    if (waiting === undefined) return;
-    const open = waiting.filter((other) => !other.done);
-    if (open.length === 0) this.writes.delete(waiter.commandKey);
-    else this.writes.set(waiter.commandKey, open);
+    this.writes.unfile(waiter);
   }
 
   private failAll(error: ServiceFailure['error'], message: string): void {
@@ -583,8 +632,4 @@ export class SynodNode implements KvService {
         })),
     };
   }
-}
-
-function commandKey(clientId: string, seq: number): string {
-  return `${seq}:${clientId}`;
 }
