@@ -38,7 +38,6 @@ export class WalIndex {
   private frameBytes = new Uint32Array(INITIAL_CAPACITY);
   /** One past the highest slot index holding an entry. */
   private end = 0;
-  private count = 0;
 
   constructor(
     /** The log's first slot: index 0 of the arrays. */
@@ -47,11 +46,6 @@ export class WalIndex {
 
   get promised(): Ballot {
     return this.promisedBallot;
-  }
-
-  /** Slots holding an entry. */
-  get size(): number {
-    return this.count;
   }
 
   has(slot: number): boolean {
@@ -108,7 +102,6 @@ export class WalIndex {
     const index = slot - this.firstSlot;
     assert(Number.isSafeInteger(index) && index >= 0, `slot ${slot} below the log's first slot ${this.firstSlot}`);
     if (index >= this.states.length) this.grow(index + 1);
-    if (this.states[index] === NO_ENTRY) this.count += 1;
     this.states[index] = state;
     this.ballots[index] = ballot;
     this.segments[index] = segment;
