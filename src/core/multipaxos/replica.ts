@@ -247,7 +247,7 @@ export class Replica {
   private readonly appliedAtReady: { readonly seq: number; readonly appliedThrough: number }[] = [];
 
   // Learner state.
-  /** Every slot below this is chosen and present in `log`. */
+  /** Every slot below this is chosen (in `log`, or below `compactedBelow` on the disk). */
   protected firstUnchosen = 1;
   /** The last slot handed to `apply`. */
   protected appliedThrough = 0;
@@ -574,7 +574,7 @@ export class Replica {
    */
   private compact(durableApplied: number): void {
     if (this.options.readDurableEntry === undefined) return;
-    const below = Math.min(durableApplied, this.appliedThrough) + 1 - (this.options.logRetainSlots ?? LOG_RETAIN_SLOTS_DEFAULT);
+    const below = durableApplied + 1 - (this.options.logRetainSlots ?? LOG_RETAIN_SLOTS_DEFAULT);
     // Bounded: each iteration raises compactedBelow toward `below`.
     while (this.compactedBelow < below) {
       this.log.delete(this.compactedBelow);
