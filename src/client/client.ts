@@ -208,41 +208,42 @@ export class SynodClient {
     await Promise.all([...this.connections.values()].map((connection) => connection.close()));
   }
 
+  /**
+   * Takes a lane, then attempts the request until it succeeds, fails terminally, or the deadline
+   * passes. One async function, and no promise for a lane that is free: the client's CPU per
+   * operation competes with the servers' on a small machine (README "Benchmarks").
+   */
   private async execute<T extends KvSuccess>(operation: KvOperation): Promise<T> {
     this.checkOpen();
     const invalid = validateOperation(operation);
     if (invalid !== null) throw SynodClientError.fromFailure(invalid);
     const deadline = Date.now() + this.timeoutMs;
-    const lane = await this.lanes.acquire(this.timeoutMs, () => new SynodClientError('timeout', `no free lane within ${this.timeoutMs} ms (nothing was sent)`));
+    const lane = this.lanes.tryAcquire()
+      ?? await this.lanes.acquire(this.timeoutMs, () => new SynodClientError('timeout', `no free lane within ${this.timeoutMs} ms (nothing was sent)`));
     try {
-      const result = await this.run(operation, lane.id, lane.nextSeq(), deadline);
-      if (result.type !== operation.type) {
-        throw new SynodClientError('unavailable', `node answered a ${operation.type} with a ${result.type} result`);
+      const body = { type: 'request', clientId: lane.id, seq: lane.nextSeq(), operation } as const;
+      const route: Route = { endpoint: this.preferred, misses: 0, redirects: 0, backoffs: 0, lastProblem: 'no attempt finished' };
+      // Bounded by the deadline: every iteration waits for an attempt or a backoff, both of which
+      // end by the deadline, and the check below then stops the loop.
+      while (true) {
+        this.checkOpen();
+        const remainingMs = deadline - Date.now();
+        if (remainingMs <= 0) throw this.timeoutError(route);
+        const outcome = await this.connection(route.endpoint).attempt(body, Math.min(this.attemptTimeoutMs, remainingMs));
+        this.checkOpen();
+        if (outcome.kind === 'result') {
+          this.onAnswered(route.endpoint);
+          const result = outcome.result;
+          if (result.type !== operation.type) {
+            throw new SynodClientError('unavailable', `node answered a ${operation.type} with a ${result.type} result`);
+          }
+          return result as T;
+        }
+        const delayMs = this.reroute(route, outcome);
+        if (delayMs > 0) await this.sleep(Math.min(delayMs, deadline - Date.now()));
       }
-      return result as T;
     } finally {
       if (!this.closed) this.lanes.release(lane);
-    }
-  }
-
-  /** Attempts one request until it succeeds, fails terminally, or the deadline passes. */
-  private async run(operation: KvOperation, clientId: string, seq: number, deadline: number): Promise<KvSuccess> {
-    const route: Route = { endpoint: this.preferred, misses: 0, redirects: 0, backoffs: 0, lastProblem: 'no attempt finished' };
-    // Bounded by the deadline: every iteration waits for an attempt or a backoff, both of which
-    // end by the deadline, and the check below then stops the loop.
-    while (true) {
-      this.checkOpen();
-      const remainingMs = deadline - Date.now();
-      if (remainingMs <= 0) throw this.timeoutError(route);
-      const connection = this.connection(route.endpoint);
-      const outcome = await connection.attempt({ type: 'request', clientId, seq, operation }, Math.min(this.attemptTimeoutMs, remainingMs));
-      this.checkOpen();
-      if (outcome.kind === 'result') {
-        this.onAnswered(route.endpoint);
-        return outcome.result;
-      }
-      const delayMs = this.reroute(route, outcome);
-      if (delayMs > 0) await this.sleep(Math.min(delayMs, deadline - Date.now()));
     }
   }
 

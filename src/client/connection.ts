@@ -53,7 +53,8 @@ export interface ConnectionOptions {
 interface PendingAttempt {
   readonly body: AttemptBody;
   readonly resolve: (outcome: AttemptOutcome) => void;
-  readonly timer: NodeJS.Timeout;
+  /** When it times out (`performance.now()` ms). */
+  readonly deadline: number;
   /** Whether its frame was handed to the socket (else it waits for the welcome). */
   sent: boolean;
 }
@@ -70,6 +71,12 @@ export class EndpointConnection {
   private flushScheduled = false;
   private waitingForDrain = false;
   private connectTimer: NodeJS.Timeout | null = null;
+  /**
+   * One timer for every attempt's timeout, armed for the earliest deadline: a timer per attempt
+   * (created, then cleared by nearly every answer) was a visible share of the client's CPU.
+   */
+  private timeoutTimer: NodeJS.Timeout | null = null;
+  private timeoutTimerAt = Infinity;
   private readonly socketsClosing = new Set<Promise<void>>();
 
   constructor(
@@ -89,11 +96,32 @@ export class EndpointConnection {
     return new Promise<AttemptOutcome>((resolve) => {
       this.reqIdLast += 1;
       const reqId = this.reqIdLast;
-      const timer = setTimeout(() => this.settle(reqId, { kind: 'timeout' }), Math.max(1, timeoutMs));
-      this.pending.set(reqId, { body, resolve, timer, sent: false });
+      const deadline = performance.now() + Math.max(1, timeoutMs);
+      this.pending.set(reqId, { body, resolve, deadline, sent: false });
+      if (deadline < this.timeoutTimerAt) this.armTimeouts(deadline);
       if (this.state === 'idle') this.connect();
       else if (this.state === 'ready') this.send(reqId);
     });
+  }
+
+  /** (Re)arms the timeout timer for `at`, the earliest deadline of the attempts in flight. */
+  private armTimeouts(at: number): void {
+    if (this.timeoutTimer !== null) clearTimeout(this.timeoutTimer);
+    this.timeoutTimerAt = at;
+    this.timeoutTimer = setTimeout(() => this.expireAttempts(), Math.max(1, Math.ceil(at - performance.now())));
+  }
+
+  /** Ends every attempt past its deadline as `timeout`, then arms the timer for the next deadline. */
+  private expireAttempts(): void {
+    this.timeoutTimer = null;
+    this.timeoutTimerAt = Infinity;
+    const now = performance.now();
+    let next = Infinity;
+    for (const [reqId, attempt] of this.pending) {
+      if (attempt.deadline <= now) this.settle(reqId, { kind: 'timeout' });
+      else next = Math.min(next, attempt.deadline);
+    }
+    if (next !== Infinity) this.armTimeouts(next);
   }
 
   /** Closes the connection for good: attempts in flight end as `lost`. Resolves once the socket is closed. */
@@ -223,7 +251,12 @@ export class EndpointConnection {
     // A late answer to an attempt that already timed out: nobody waits for it.
     if (attempt === undefined) return;
     this.pending.delete(reqId);
-    clearTimeout(attempt.timer);
+    if (this.pending.size === 0 && this.timeoutTimer !== null) {
+      // Nothing left to time out: an idle client holds no timer (nor keeps its process alive).
+      clearTimeout(this.timeoutTimer);
+      this.timeoutTimer = null;
+      this.timeoutTimerAt = Infinity;
+    }
     attempt.resolve(outcome);
   }
 

@@ -59,7 +59,7 @@ export class LanePool {
    * `timeoutMs` (the request was never sent, so nothing changed).
    */
   acquire(timeoutMs: number, onTimeout: () => Error): Promise<Lane> {
-    const lane = this.take();
+    const lane = this.tryAcquire();
     if (lane !== null) return Promise.resolve(lane);
     return new Promise<Lane>((resolve, reject) => {
       const waiter: Waiter = { resolve, reject, timer: null, settled: false };
@@ -69,6 +69,16 @@ export class LanePool {
       }, Math.max(0, timeoutMs));
       this.waiters.push(waiter);
     });
+  }
+
+  /**
+   * Takes a free lane at once, or null when every lane is busy (then `acquire` queues). No
+   * promise: a request that finds a lane free (nearly every one) goes out in this same turn.
+   */
+  tryAcquire(): Lane | null {
+    // No newcomer overtakes a waiter: `release` hands a freed lane to the oldest live waiter, so
+    // a lane is free only while nobody waits.
+    return this.take();
   }
 
   /** Frees `lane`: hands it to the oldest waiter still waiting, or keeps it for the next request. */

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SynodClient, SynodClientError, parseEndpoint, type SynodClientOptions } from '../../src/client/index.js';
+import { EndpointConnection } from '../../src/client/connection.js';
 import { VALUE_BYTES_MAX } from '../../src/kv/index.js';
 import type { KvService, ServiceResult } from '../../src/server/service.js';
 import { FakeKvService } from '../helpers/fake-service.js';
@@ -211,6 +212,37 @@ test('client: an attempt timeout moves to the next endpoint with the same (clien
     await client.put('k', 'v');
     assert.equal(fake.submitted.length, 2);
     assert.deepStrictEqual(fake.submitted[0]?.id, fake.submitted[1]?.id);
+  });
+});
+
+test('client connection: attempts share one timeout timer, a shorter deadline still ends first, and an idle connection holds none', async () => {
+  await withFixture(async (fixture) => {
+    const silent = new HookedService();
+    silent.hook = (operation) => (operation.type === 'get' ? never() : null);
+    const { endpoint } = await fixture.listen(silent);
+    const address = parseEndpoint(endpoint);
+    assert.ok(address !== null);
+    const connection = new EndpointConnection(endpoint, address, { token: null, connectTimeoutMs: 2000, tls: null });
+    const timers = (): number => process.getActiveResourcesInfo().filter((name) => name === 'Timeout').length;
+    try {
+      const idle = timers();
+      const request = (seq: number, type: 'get' | 'put') => ({
+        type: 'request', clientId: 'c', seq, operation: type === 'get' ? { type, key: 'k' } : { type, key: 'k', value: 'v' },
+      } as const);
+      const long = connection.attempt(request(1, 'get'), 10_000);
+      const started = performance.now();
+      // Armed after the long one, due long before it: the timer must move up for it.
+      const short = await connection.attempt(request(2, 'get'), 50);
+      assert.equal(short.kind, 'timeout');
+      assert.ok(performance.now() - started < 5_000, 'the short deadline did not wait for the long one');
+      assert.equal(connection.inFlight, 1, 'the long attempt still waits');
+      assert.equal((await connection.attempt(request(3, 'put'), 10_000)).kind, 'result');
+      await connection.close();
+      assert.equal((await long).kind, 'lost');
+      assert.equal(timers(), idle, 'no timer left once nothing is in flight');
+    } finally {
+      await connection.close();
+    }
   });
 });
 
