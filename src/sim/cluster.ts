@@ -179,15 +179,19 @@ export class SimCluster {
     this.pump(node);
   }
 
-  /** Node ids 1, 4, 7… keep their whole log in memory; the others compact it, keeping 0 or 3 slots. */
-  private logMemory(node: SimNode): Pick<ReplicaOptions, 'readDurableEntry' | 'logRetainSlots'> {
+  /**
+   * Node ids 1, 4, 7… keep their whole log in memory; the others compact it, keeping 0 slots
+   * (3, 6, 9…) or 3 slots within 200 bytes (2, 5, 8…: the byte budget binds for entries with
+   * commands, the slot count for no-ops).
+   */
+  private logMemory(node: SimNode): Pick<ReplicaOptions, 'readDurableEntry' | 'logRetainSlots' | 'logRetainBytes'> {
     if (node.id % 3 === 1) return {};
     const store = node.store; // this incarnation's disk (a lost disk is replaced along with the replica)
     const readDurableEntry = (slot: number): LogEntry | undefined => {
       node.logReadsFromDisk += 1;
       return store.entry(slot);
     };
-    return { readDurableEntry, logRetainSlots: node.id % 3 === 0 ? 0 : 3 };
+    return node.id % 3 === 0 ? { readDurableEntry, logRetainSlots: 0 } : { readDurableEntry, logRetainSlots: 3, logRetainBytes: 200 };
   }
 
   /** Runs `action` at the node now, or on resume if it is paused. */

@@ -4,7 +4,7 @@ import { type Ballot, makeBallot } from '../../src/core/ballot.js';
 import type { Command } from '../../src/core/command.js';
 import { Prng } from '../../src/core/prng.js';
 import { Configuration, StaticConfiguration } from '../../src/core/quorum/majority.js';
-import { DEFAULT_REPLICA_OPTIONS, Replica, type ReplicaOptions } from '../../src/core/multipaxos/replica.js';
+import { DEFAULT_REPLICA_OPTIONS, Replica, entryBytes, type ReplicaOptions } from '../../src/core/multipaxos/replica.js';
 import type { EntryValue, Message, PersistentState, Ready } from '../../src/core/multipaxos/types.js';
 import { MemoryLogStore } from '../../src/storage/memory.js';
 
@@ -238,6 +238,31 @@ test('applied entries leave memory only once durable, keeping logRetainSlots; le
   // A re-proposal of a compacted slot changes nothing (it is chosen).
   follower.step({ type: 'accept', from: 1, to: 2, ballot: B(2, 1), entries: [{ slot: 3, value: value(3) }], commitIndex: 1 });
   assert.equal(follower.ready().persist.filter((record) => record.type === 'accept').length, 0);
+});
+
+test('applied entries in memory also stay within logRetainBytes, whatever logRetainSlots allows', () => {
+  const disk = new MemoryLogStore();
+  const ballot = B(1, 1);
+  const value = (slot: number): EntryValue => ({ type: 'commands', epoch: ballot, commands: [command(slot)] });
+  const sizes = [1, 2, 3, 4, 5, 6, 7, 8].map((slot) => entryBytes(value(slot)));
+  assert.ok(sizes.every((size) => size === sizes[0]) && (sizes[0] ?? 0) > 64, 'same-sized entries, payloads counted');
+  // Room for two and a half entries: two stay.
+  const budget = Math.floor((sizes[0] ?? 0) * 2.5);
+  const follower = new Replica(options(2, { logRetainSlots: 100, logRetainBytes: budget, readDurableEntry: (slot) => disk.entry(slot) }));
+  for (let slot = 1; slot <= 9; slot += 1) {
+    const entries = slot <= 8 ? [{ slot, value: value(slot) }] : [];
+    follower.step({ type: 'accept', from: 1, to: 2, ballot, entries, commitIndex: slot });
+    for (const record of follower.ready().persist) disk.apply(record);
+    follower.persisted();
+    const applied = follower.status().appliedThrough;
+    assert.equal(follower.status().logInMemoryFrom, Math.max(1, applied - 1), `after slot ${slot}: the last two applied entries stay`);
+  }
+  assert.equal(follower.status().appliedThrough, 8);
+  // What left memory for its bytes is read back from the disk, whole.
+  follower.step({ type: 'learn', from: 3, to: 2, slots: [1, 5, 8] });
+  const learned = follower.ready().send[0];
+  assert.ok(learned !== undefined && learned.type === 'learned');
+  assert.deepEqual(learned.entries, [1, 5, 8].map((slot) => ({ slot, ballot, value: value(slot) })));
 });
 
 test('without readDurableEntry the whole log stays in memory', () => {

@@ -87,17 +87,39 @@ export interface ReplicaOptions {
   /**
    * Reads an entry back from this node's durable log (undefined if no durable record holds the
    * slot). With it the replica keeps only a tail of the log in memory: once a slot is applied and
-   * its records are durable (`persisted`), and `logRetainSlots` later slots are too, the entry
-   * leaves memory, and the rare requests for it — a lagging peer's `learn`, a candidate's prepare
+   * its records are durable (`persisted`), and `logRetainSlots` later slots are too (or the
+   * applied, durable entries in memory hold over `logRetainBytes`), the entry leaves memory, and the rare requests for it — a lagging peer's `learn`, a candidate's prepare
    * from far behind — are answered from the disk. Without it every entry stays in memory.
    */
   readonly readDurableEntry?: (slot: number) => LogEntry | undefined;
   /** Applied, durable slots kept in memory below the applied point (default 1024). */
   readonly logRetainSlots?: number;
+  /**
+   * At most this many bytes of applied, durable entries stay in memory (`entryBytes`: their
+   * commands' payloads and client ids; default 16 MiB), whatever `logRetainSlots` allows: a slot
+   * holds a whole batch, so a count of slots alone bounds nothing under large batches or values.
+   */
+  readonly logRetainBytes?: number;
 }
 
 /** Default of `ReplicaOptions.logRetainSlots`. */
 export const LOG_RETAIN_SLOTS_DEFAULT = 1024;
+/** Default of `ReplicaOptions.logRetainBytes`. */
+export const LOG_RETAIN_BYTES_DEFAULT = 16 * 1024 * 1024;
+/** What `entryBytes` counts per entry and per command besides payload and client id bytes. */
+const ENTRY_OVERHEAD_BYTES = 64;
+const COMMAND_OVERHEAD_BYTES = 32;
+
+/**
+ * The memory an entry's value holds, roughly: what `logRetainBytes` budgets (the payloads and
+ * client ids dominate; the overheads stand for the objects around them).
+ */
+export function entryBytes(value: EntryValue): number {
+  let bytes = ENTRY_OVERHEAD_BYTES;
+  if (value.type !== 'commands') return bytes;
+  for (const command of value.commands) bytes += COMMAND_OVERHEAD_BYTES + command.clientId.length + command.payload.byteLength;
+  return bytes;
+}
 
 export const DEFAULT_REPLICA_OPTIONS = {
   electionTicksMin: 10,
@@ -243,6 +265,10 @@ export class Replica {
    * (see `ReplicaOptions.readDurableEntry`). Never above `appliedThrough + 1`.
    */
   private compactedBelow = 1;
+  /** Applied, durable slots through this one are counted in `retainedBytes` (while in memory). */
+  private retainedThrough = 0;
+  /** `entryBytes` of the entries in memory at slots `compactedBelow`..`retainedThrough`. */
+  private retainedBytes = 0;
   /** The applied point as each Ready left (oldest first): durable once `persisted` covers it. */
   private readonly appliedAtReady: { readonly seq: number; readonly appliedThrough: number }[] = [];
 
@@ -570,13 +596,24 @@ export class Replica {
 
   /**
    * Drops from memory the entries of slots applied and durable through `durableApplied`, but for
-   * the last `logRetainSlots` of them (a lagging peer usually asks for those).
+   * the last `logRetainSlots` of them (a lagging peer usually asks for those) as far as they fit
+   * in `logRetainBytes`.
    */
   private compact(durableApplied: number): void {
     if (this.options.readDurableEntry === undefined) return;
+    // Bounded: each iteration counts one more applied, durable slot.
+    while (this.retainedThrough < durableApplied) {
+      this.retainedThrough += 1;
+      if (this.retainedThrough < this.compactedBelow) continue;
+      const entry = this.log.get(this.retainedThrough);
+      if (entry !== undefined) this.retainedBytes += entryBytes(entry.value);
+    }
     const below = durableApplied + 1 - (this.options.logRetainSlots ?? LOG_RETAIN_SLOTS_DEFAULT);
-    // Bounded: each iteration raises compactedBelow toward `below`.
-    while (this.compactedBelow < below) {
+    const bytesMax = this.options.logRetainBytes ?? LOG_RETAIN_BYTES_DEFAULT;
+    // Bounded: each iteration raises compactedBelow, which stops at durableApplied + 1.
+    while (this.compactedBelow <= durableApplied && (this.compactedBelow < below || this.retainedBytes > bytesMax)) {
+      const entry = this.log.get(this.compactedBelow);
+      if (entry !== undefined && this.compactedBelow <= this.retainedThrough) this.retainedBytes -= entryBytes(entry.value);
       this.log.delete(this.compactedBelow);
       this.compactedBelow += 1;
     }
