@@ -88,8 +88,9 @@ export interface ReplicaOptions {
    * Reads an entry back from this node's durable log (undefined if no durable record holds the
    * slot). With it the replica keeps only a tail of the log in memory: once a slot is applied and
    * its records are durable (`persisted`), and `logRetainSlots` later slots are too (or the
-   * applied, durable entries in memory hold over `logRetainBytes`), the entry leaves memory, and the rare requests for it — a lagging peer's `learn`, a candidate's prepare
-   * from far behind — are answered from the disk. Without it every entry stays in memory.
+   * applied, durable entries in memory hold over `logRetainBytes`), the entry leaves memory, and
+   * the rare requests for it — a lagging peer's `learn`, a candidate's prepare from far behind —
+   * are answered from the disk. Without it every entry stays in memory.
    */
   readonly readDurableEntry?: (slot: number) => LogEntry | undefined;
   /** Applied, durable slots kept in memory below the applied point (default 1024). */
@@ -325,6 +326,9 @@ export class Replica {
     assert(options.electionTicksMin > options.heartbeatTicks, 'election timeout must exceed heartbeat interval');
     assert(options.electionTicksMax > options.electionTicksMin, 'election timeout range must be non-empty');
     assert(options.pipelineDepthMax >= 1 && options.batchCountMax >= 1, 'window and batch must be positive');
+    for (const bound of [options.logRetainSlots, options.logRetainBytes]) {
+      assert(bound === undefined || (Number.isSafeInteger(bound) && bound >= 0), 'log retention bounds must be non-negative integers');
+    }
     this.options = options;
     this.nodeId = options.nodeId;
     this.promised = BALLOT_ZERO;
@@ -612,8 +616,9 @@ export class Replica {
     const bytesMax = this.options.logRetainBytes ?? LOG_RETAIN_BYTES_DEFAULT;
     // Bounded: each iteration raises compactedBelow, which stops at durableApplied + 1.
     while (this.compactedBelow <= durableApplied && (this.compactedBelow < below || this.retainedBytes > bytesMax)) {
+      // Every slot up to durableApplied is counted (the loop above), so this one is.
       const entry = this.log.get(this.compactedBelow);
-      if (entry !== undefined && this.compactedBelow <= this.retainedThrough) this.retainedBytes -= entryBytes(entry.value);
+      if (entry !== undefined) this.retainedBytes -= entryBytes(entry.value);
       this.log.delete(this.compactedBelow);
       this.compactedBelow += 1;
     }
